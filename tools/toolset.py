@@ -1,0 +1,123 @@
+"""What a tool set is: the APIs one query may use, how the sandbox reaches them, and their docs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ApiParameter(BaseModel):
+    """One parameter of an API, as the prompt documents it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    type: str = "string"
+    description: str = ""
+    required: bool = False
+    default: Any = None
+    location: str = "body"
+    """Where it goes: `query`, `path` or `body`."""
+
+
+class ApiSpec(BaseModel):
+    """One API (endpoint) offered to the model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    method: str
+    url: str
+    """The URL exactly as the prompt shows it (TMDB path template, or the virtual server URL)."""
+    description: str = ""
+    parameters: tuple[ApiParameter, ...] = ()
+    extra: Mapping[str, Any] = Field(default_factory=dict)
+    """Tool-set specific facts, e.g. StableToolBench's category/tool/api names."""
+
+
+class Route(BaseModel):
+    """How a URL prefix the sandbox may call is served by the gateway.
+
+    `prefix` is what generated code uses (and what the allow-list checks); calls are
+    forwarded to `upstream` + the rest of the URL, with `inject_headers` added host-side.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prefix: str
+    upstream: str
+    inject_headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
+
+
+class ToolSet(BaseModel):
+    """Everything one query needs to call its tools.
+
+    `preset` holds the globals defined in the sandbox before any code runs (masked secrets
+    only); `secrets` maps each mask to its real value and never leaves the host: the gateway
+    swaps masks for real values on the way out and real values for masks on the way back.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    apis: tuple[ApiSpec, ...]
+    routes: tuple[Route, ...]
+    preset: Mapping[str, Any] = Field(default_factory=dict)
+    secrets: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    docs: str
+    """The API documentation block for the policy's instruction."""
+    usage_notes: str = ""
+    """How to call this tool set from code (e.g. the POST body layout), added to the instruction."""
+
+
+class Query(BaseModel):
+    """A user query, possibly from a benchmark file with its API list and gold answers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    query_id: str
+    text: str
+    api_list: tuple[Any, ...] | None = None
+    """Benchmark-given candidate APIs (StableToolBench dicts or TMDB endpoint names)."""
+    relevant_apis: tuple[Any, ...] = ()
+    gold_solution: tuple[str, ...] = ()
+    """TMDB's gold API sequence, for the correct-path metric."""
+    group: str | None = None
+    extra: Mapping[str, Any] = Field(default_factory=dict)
+
+
+class ToolProvider(ABC):
+    """Builds per-query `ToolSet`s and owns the servers they need (virtual APIs).
+
+    Use it as an async context manager: `start` brings up embedded servers, `aclose`
+    stops them.
+    """
+
+    name: str
+
+    async def start(self) -> None:
+        """Start embedded servers. Default: nothing to start."""
+
+    async def aclose(self) -> None:
+        """Stop embedded servers. Default: nothing to stop."""
+
+    @abstractmethod
+    def toolset_for(self, query: Query) -> ToolSet:
+        """The tool set offered for `query` (its API list, or the retriever's top APIs)."""
+
+    @abstractmethod
+    def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
+        """Read a benchmark query file (optionally only `ids`)."""
+
+    async def __aenter__(self) -> ToolProvider:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,1 +1,56 @@
-"""agent package."""
+"""The CodeTool agent: step-wise code generation with execution and process rewards.
+
+```python
+async with CodeToolAgent(config) as agent:
+    trajectory = await agent.solve(query, toolset)
+```
+"""
+
+from agent.agent import CodeToolAgent, QueryFailed
+from agent.config import AgentConfig, GatewayConfig, LLMConfig, RewardModelConfig, SandboxConfig, SearchConfig, load_config
+from agent.events import (
+    CandidateExecuted,
+    CandidatesSampled,
+    CandidatesScored,
+    Event,
+    QueryFinished,
+    QueryStarted,
+    StepSelected,
+)
+from agent.latent import LatentScore, LatentScorer, ScoringContext
+from agent.llm import LLMClient, Usage
+from agent.parsing import ParsedStep, parse_step
+from agent.selection import Selector, create_selector, register_selector, selection_modes
+from agent.trajectory import StepNode, Trajectory
+
+__all__ = [
+    "AgentConfig",
+    "CandidateExecuted",
+    "CandidatesSampled",
+    "CandidatesScored",
+    "CodeToolAgent",
+    "Event",
+    "GatewayConfig",
+    "LLMClient",
+    "LLMConfig",
+    "LatentScore",
+    "LatentScorer",
+    "ParsedStep",
+    "QueryFailed",
+    "QueryFinished",
+    "QueryStarted",
+    "RewardModelConfig",
+    "SandboxConfig",
+    "ScoringContext",
+    "SearchConfig",
+    "Selector",
+    "StepNode",
+    "StepSelected",
+    "Trajectory",
+    "Usage",
+    "create_selector",
+    "load_config",
+    "parse_step",
+    "register_selector",
+    "selection_modes",
+]

@@ -1,1 +1,51 @@
-"""tools package."""
+"""Tool sets, their docs for prompts, the host-side tool gateway and the embedded virtual APIs.
+
+async with create_provider("stabletoolbench") as provider, ToolGateway() as gateway:
+    query = provider.load_queries(".../G1_instruction.json")[0]
+    handler = gateway.session(provider.toolset_for(query), query_id=query.query_id)
+"""
+
+from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
+from tools.registry import available_providers, create_provider, register_provider
+from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
+from tools.retrieval import ApiRetriever
+from tools.simulators import LlmSimulator, Simulator, TemplateSimulator
+from tools.stabletoolbench import StableToolBenchOptions, StableToolBenchProvider, load_tools_dir
+from tools.tmdb import TmdbOptions, TmdbProvider, load_tmdb_spec
+from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolProvider, ToolSet
+from tools.url_policy import UrlRefused, resolve_target
+from tools.virtual_server import VirtualApiServer
+from tools.virtual_tmdb import VirtualTmdbServer
+
+__all__ = [
+    "ApiParameter",
+    "ApiRetriever",
+    "ApiSpec",
+    "GatewayConfig",
+    "GatewaySession",
+    "LlmSimulator",
+    "Query",
+    "ResponseCache",
+    "Route",
+    "Simulator",
+    "StableToolBenchOptions",
+    "StableToolBenchProvider",
+    "TemplateSimulator",
+    "TmdbOptions",
+    "TmdbProvider",
+    "ToolGateway",
+    "ToolProvider",
+    "ToolSet",
+    "UrlRefused",
+    "VirtualApiServer",
+    "VirtualTmdbServer",
+    "adapt_answer",
+    "available_providers",
+    "cache_file_parts",
+    "create_provider",
+    "load_tmdb_spec",
+    "load_tools_dir",
+    "register_provider",
+    "resolve_target",
+    "standardize",
+]

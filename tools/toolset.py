@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from types import TracebackType
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tools.lifecycle import AsyncLifecycle
 
 
 class ApiParameter(BaseModel):
@@ -37,6 +40,21 @@ class ApiSpec(BaseModel):
     parameters: tuple[ApiParameter, ...] = ()
     extra: Mapping[str, Any] = Field(default_factory=dict)
     """Tool-set specific facts, e.g. StableToolBench's category/tool/api names."""
+    body_match: Mapping[str, str] = Field(default_factory=dict)
+    """Body fields that single this API out when several share one URL (StableToolBench's
+    `tool_name`/`api_name`); compared ignoring case, spaces and punctuation."""
+
+    def matches(self, method: str, url: str, body: Any = None) -> bool:
+        """Whether a call (`url` as the sandbox sent it, without query) is a call of this API."""
+        if method.upper() != self.method.upper():
+            return False
+        if _template_regex(self.url.rstrip("/")).fullmatch(url.rstrip("/")) is None:
+            return False
+        if not self.body_match:
+            return True
+        if not isinstance(body, Mapping):
+            return False
+        return all(_loose(str(body.get(key, ""))) == _loose(value) for key, value in self.body_match.items())
 
 
 class Route(BaseModel):
@@ -73,6 +91,14 @@ class ToolSet(BaseModel):
     usage_notes: str = ""
     """How to call this tool set from code (e.g. the POST body layout), added to the instruction."""
 
+    def api_name_for(self, method: str, url: str, body: Any = None) -> str | None:
+        """The name of the API a call targets, or None when no API of this set matches it."""
+        bare_url = re.split(r"[?#]", url, maxsplit=1)[0]
+        for api in self.apis:
+            if api.matches(method, bare_url, body):
+                return api.name
+        return None
+
 
 class Query(BaseModel):
     """A user query, possibly from a benchmark file with its API list and gold answers."""
@@ -90,7 +116,7 @@ class Query(BaseModel):
     extra: Mapping[str, Any] = Field(default_factory=dict)
 
 
-class ToolProvider(ABC):
+class ToolProvider(AsyncLifecycle, ABC):
     """Builds per-query `ToolSet`s and owns the servers they need (virtual APIs).
 
     Use it as an async context manager: `start` brings up embedded servers, `aclose`
@@ -98,12 +124,6 @@ class ToolProvider(ABC):
     """
 
     name: str
-
-    async def start(self) -> None:
-        """Start embedded servers. Default: nothing to start."""
-
-    async def aclose(self) -> None:
-        """Stop embedded servers. Default: nothing to stop."""
 
     @abstractmethod
     def toolset_for(self, query: Query) -> ToolSet:
@@ -113,11 +133,15 @@ class ToolProvider(ABC):
     def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
         """Read a benchmark query file (optionally only `ids`)."""
 
-    async def __aenter__(self) -> ToolProvider:
-        await self.start()
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+_PLACEHOLDER = re.compile(r"\{[^{}/]+\}")
+
+
+@lru_cache(maxsize=4096)
+def _template_regex(template: str) -> re.Pattern[str]:
+    pieces = _PLACEHOLDER.split(template)
+    return re.compile("[^/?#]+".join(re.escape(piece) for piece in pieces), re.IGNORECASE)
+
+
+def _loose(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).casefold()

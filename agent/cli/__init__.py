@@ -1,0 +1,45 @@
+"""The `python -m agent` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from agent.cli.solve import solve_command
+from codetool.errors import CodeToolError
+from codetool.logging import configure_logging
+
+app = typer.Typer(
+    name="agent",
+    help="CodeTool: solve queries by step-wise code generation under process supervision.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("solve")(solve_command)
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[str, typer.Option("--log-level", envvar="CODETOOL_LOG_LEVEL", help="debug, info, warning, error.")] = "warning",
+    log_json: Annotated[bool, typer.Option("--log-json", help="Structured logs as JSON lines on stderr.")] = False,
+) -> None:
+    """CodeTool: solve queries by step-wise code generation under process supervision."""
+    configure_logging(level=log_level, json_lines=log_json)
+
+
+def main() -> None:
+    """Run the CLI; a `CodeToolError` ends it with one line on stderr and exit code 2."""
+    try:
+        app()
+    except CodeToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

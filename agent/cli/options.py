@@ -1,0 +1,74 @@
+"""Command-line options shared by `solve` and `run`, and how they become an `AgentConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agent.config import AgentConfig, load_config
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Policy model name [env CODETOOL_MODEL].")]
+NOpt = Annotated[int | None, typer.Option("--n", help="Candidates sampled per step (paper: 2).")]
+DepthOpt = Annotated[int | None, typer.Option("--max-depth", help="Most steps per query (paper: 5).")]
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="Selection policy: codetool, no-latent, no-spot, beam.")]
+BeamOpt = Annotated[int | None, typer.Option("--beam-width", help="Partial trajectories kept by --mode beam.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the selection policy's randomness.")]
+SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: restricted, process, docker.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
+RmUrlOpt = Annotated[str | None, typer.Option("--rm-url", help="Process reward model server (python -m rm serve).")]
+ToolsetOpt = Annotated[str, typer.Option("--toolset", "-t", help="Tool set: tmdb or stabletoolbench.")]
+SpecOpt = Annotated[Path | None, typer.Option("--spec", help="TMDB OpenAPI spec (tmdb_spec.json).")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache", help="StableToolBench response cache directory.")]
+VirtualUrlOpt = Annotated[str | None, typer.Option("--virtual-url", help="External StableToolBench virtual server.")]
+ToolsDirOpt = Annotated[Path | None, typer.Option("--tools-dir", help="StableToolBench tools folder, for free-form queries.")]
+
+
+@dataclass(frozen=True)
+class ToolsetChoice:
+    """Which tool provider to build, with its options."""
+
+    name: str
+    spec: Path | None = None
+    cache: Path | None = None
+    virtual_url: str | None = None
+    tools_dir: Path | None = None
+
+
+def build_config(
+    config_file: Path | None,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    n: int | None = None,
+    max_depth: int | None = None,
+    mode: str | None = None,
+    beam_width: int | None = None,
+    seed: int | None = None,
+    sandbox: str | None = None,
+    timeout: float | None = None,
+    rm_url: str | None = None,
+) -> AgentConfig:
+    """Apply the flags that were given on top of file, environment and defaults."""
+    overrides: dict[str, Any] = {}
+
+    def put(section: str, key: str, value: Any) -> None:
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+
+    put("llm", "base_url", base_url)
+    put("llm", "model", model)
+    put("search", "n", n)
+    put("search", "max_depth", max_depth)
+    put("search", "mode", mode)
+    put("search", "beam_width", beam_width)
+    put("search", "seed", seed)
+    put("sandbox", "backend", sandbox)
+    put("rm", "url", rm_url)
+    if timeout is not None:
+        overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
+    return load_config(config_file, overrides)

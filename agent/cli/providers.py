@@ -1,0 +1,21 @@
+"""Building the tool provider a command asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.cli.options import ToolsetChoice
+from tools import ToolProvider, create_provider
+
+
+def open_provider(choice: ToolsetChoice) -> ToolProvider:
+    """The provider for `choice`, not started yet (use it with `async with`)."""
+    options: dict[str, Any] = {}
+    if choice.name == "tmdb":
+        if choice.spec is not None:
+            options["spec_path"] = str(choice.spec)
+    elif choice.name == "stabletoolbench":
+        for key, value in (("cache_dir", choice.cache), ("virtual_url", choice.virtual_url), ("tools_dir", choice.tools_dir)):
+            if value is not None:
+                options[key] = str(value)
+    return create_provider(choice.name, **options)

@@ -1,0 +1,161 @@
+"""Configuration of an agent run, loaded once at the entry point and passed down frozen.
+
+Precedence, highest first: command-line flags, the YAML file given with `--config`,
+environment variables (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `CODETOOL_MODEL`), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codetool.errors import ConfigError
+from sandbox.protocol import SandboxLimits
+
+DEFAULT_BASE_URL = "http://localhost:8000/v1"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LLMConfig(_Frozen):
+    """The policy model's endpoint and sampling parameters (paper defaults)."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str = Field("EMPTY", repr=False)
+    model: str = "Qwen/Qwen2.5-Coder-7B-Instruct"
+    temperature: float = Field(0.9, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(2048, gt=0)
+    timeout_s: float = Field(600.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    max_concurrency: int = Field(16, gt=0)
+    """Requests in flight to the endpoint at once, for this agent."""
+    max_top_up_rounds: int = Field(4, ge=0)
+    """Extra calls allowed when a server returns fewer than `n` choices."""
+    extra_body: Mapping[str, Any] = Field(default_factory=dict)
+    """Passed through to the endpoint (e.g. vLLM's `top_k` or `repetition_penalty`)."""
+
+
+class SearchConfig(_Frozen):
+    """How steps are sampled, judged and chosen."""
+
+    n: int = Field(2, gt=0)
+    max_depth: int = Field(5, gt=0)
+    mode: str = "codetool"
+    """Selection policy: `codetool` (r_spot + r_lat), `no-latent`, `no-spot`, `beam`."""
+    beam_width: int = Field(2, gt=0)
+    seed: int = 0
+    feedback_chars: int = Field(500, gt=0)
+    """Characters of a chosen step's output fed back to the policy."""
+    failure_markers: tuple[str, ...] = ("Function executing from",)
+    """Output substrings (case-insensitive) that mean a tool call failed: r_spot = 0."""
+
+
+class SandboxConfig(_Frozen):
+    """Which sandbox backend runs the candidates, and its bounds."""
+
+    backend: str = "restricted"
+    limits: SandboxLimits = SandboxLimits()
+    options: Mapping[str, Any] = Field(default_factory=dict)
+    """Backend-specific options (e.g. pool size)."""
+
+
+class GatewayConfig(_Frozen):
+    """Bounds of the host-side tool gateway."""
+
+    timeout_s: float = Field(30.0, gt=0)
+    max_response_bytes: int = Field(1_000_000, gt=0)
+    concurrency: int = Field(32, gt=0)
+    memo: bool = True
+
+
+class RewardModelConfig(_Frozen):
+    """Where the process reward model is served, and what to do when it is not."""
+
+    url: str | None = None
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0)
+    output_chars: int = Field(2000, gt=0)
+    """Characters of earlier steps' output shown to the PRM."""
+    fallback_to_no_latent: bool = False
+
+
+class AgentConfig(_Frozen):
+    """Everything a `CodeToolAgent` needs."""
+
+    llm: LLMConfig = LLMConfig()
+    search: SearchConfig = SearchConfig()
+    sandbox: SandboxConfig = SandboxConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    rm: RewardModelConfig = RewardModelConfig()
+    audit_db: str | None = None
+    """SQLite file that records every execution (see `python -m agent audit`); None records nothing."""
+    audit_jsonl: str | None = None
+    """Also write each execution as a JSON line here."""
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    llm: dict[str, Any] = {}
+    if environ.get("OPENAI_BASE_URL"):
+        llm["base_url"] = environ["OPENAI_BASE_URL"]
+    if environ.get("OPENAI_API_KEY"):
+        llm["api_key"] = environ["OPENAI_API_KEY"]
+    if environ.get("CODETOOL_MODEL"):
+        llm["model"] = environ["CODETOOL_MODEL"]
+    return {"llm": llm} if llm else {}
+
+
+def _file_layer(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> AgentConfig:
+    """Build the config from defaults, environment, an optional YAML file and explicit overrides."""
+    layers: dict[str, Any] = _env_layer(os.environ if environ is None else environ)
+    if path is not None:
+        layers = _merge(layers, _file_layer(path))
+    if overrides:
+        layers = _merge(layers, overrides)
+    try:
+        return AgentConfig.model_validate(layers)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+
+
+def config_summary(config: AgentConfig) -> dict[str, Any]:
+    """The config as JSON-ready data, with the API key left out."""
+    data = config.model_dump(mode="json")
+    data["llm"].pop("api_key", None)
+    return data
+

@@ -1,0 +1,153 @@
+"""The policy LLM client: n samples per call from any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import openai
+
+from agent.config import LLMConfig
+from codetool.errors import EndpointError
+
+Message = dict[str, str]
+
+
+@dataclass
+class Usage:
+    """Token usage and request count, summed over calls."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.requests += other.requests
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "requests": self.requests,
+        }
+
+
+@dataclass
+class Samples:
+    """The completions of one sampling round."""
+
+    texts: list[str]
+    finish_reasons: list[str | None]
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+
+
+class LLMClient:
+    """Samples step completions from the policy endpoint.
+
+    Retries with exponential backoff on 429, 5xx, timeouts and connection errors (the
+    `openai` client's own retry loop), tops up when a server returns fewer than `n`
+    choices, and turns every failure into one `EndpointError` line.
+    """
+
+    def __init__(self, config: LLMConfig) -> None:
+        self.config = config
+        self._client = openai.AsyncOpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key or "EMPTY",
+            timeout=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def sample(self, messages: Sequence[Message], *, n: int, stop: Sequence[str] = ()) -> Samples:
+        """Return exactly `n` completions of `messages`, stopping at any of `stop`."""
+        started = time.perf_counter()
+        result = await self._call(messages, n, stop)
+        rounds = 0
+        while len(result.texts) < n:
+            if rounds >= self.config.max_top_up_rounds:
+                raise EndpointError(
+                    f"{self.config.base_url} returned {len(result.texts)} of {n} choices after {rounds} extra calls"
+                )
+            rounds += 1
+            missing = n - len(result.texts)
+            # Servers that cap `n` (often at 1) are topped up with parallel single-sample calls.
+            extra = await asyncio.gather(*(self._call(messages, 1, stop) for _ in range(missing)))
+            for part in extra:
+                result.texts.extend(part.texts)
+                result.finish_reasons.extend(part.finish_reasons)
+                result.usage.add(part.usage)
+        del result.texts[n:], result.finish_reasons[n:]
+        result.latency_s = time.perf_counter() - started
+        return result
+
+    async def chat(self, messages: Sequence[Message], **params: object) -> openai.types.chat.ChatCompletion:
+        """One plain chat completion (used by final-answer writers and judges)."""
+        async with self._slots:
+            try:
+                return await self._client.chat.completions.create(
+                    model=self.config.model, messages=list(messages), **params  # type: ignore[arg-type]
+                )
+            except openai.OpenAIError as exc:
+                raise self._translate(exc) from None
+
+    async def _call(self, messages: Sequence[Message], n: int, stop: Sequence[str]) -> Samples:
+        response = await self.chat(
+            messages,
+            n=n,
+            stop=list(stop) or None,
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            max_tokens=self.config.max_tokens,
+            extra_body=dict(self.config.extra_body) or None,
+        )
+        usage = Usage(requests=1)
+        if response.usage is not None:
+            usage.prompt_tokens = response.usage.prompt_tokens or 0
+            usage.completion_tokens = response.usage.completion_tokens or 0
+        choices = sorted(response.choices, key=lambda choice: choice.index)
+        return Samples(
+            texts=[choice.message.content or "" for choice in choices],
+            finish_reasons=[choice.finish_reason for choice in choices],
+            usage=usage,
+        )
+
+    def _translate(self, exc: openai.OpenAIError) -> EndpointError:
+        where = self.config.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return EndpointError(f"LLM endpoint {where} timed out after {self.config.timeout_s:g}s")
+        if isinstance(exc, openai.APIConnectionError):
+            return EndpointError(
+                f"cannot reach the LLM endpoint at {where}; set --base-url or OPENAI_BASE_URL to a running "
+                "OpenAI-compatible server"
+            )
+        if isinstance(exc, openai.AuthenticationError):
+            return EndpointError(f"LLM endpoint {where} refused the API key; set OPENAI_API_KEY")
+        if isinstance(exc, openai.NotFoundError):
+            return EndpointError(f"LLM endpoint {where} does not serve model {self.config.model!r}; set --model")
+        if isinstance(exc, openai.APIStatusError):
+            return EndpointError(f"LLM endpoint {where} answered HTTP {exc.status_code}: {_first_line(exc.message)}")
+        return EndpointError(f"LLM endpoint {where} failed: {_first_line(str(exc))}")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no message"

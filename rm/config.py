@@ -1,0 +1,64 @@
+"""Settings of the scorers and the server, built once at the entry point and passed down frozen."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rm.prompt import DEFAULT_ANSWER_WORDS, check_answer_words
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BatchingConfig(_Frozen):
+    """How the in-process backends merge concurrent requests into one forward pass."""
+
+    max_batch: int = Field(16, ge=1, description="most conversations in one forward pass")
+    window_ms: float = Field(5.0, ge=0, description="how long the first waiting item waits for others")
+    max_queue: int = Field(512, ge=1, description="most items waiting; beyond it requests are refused (503)")
+
+
+class EndpointConfig(_Frozen):
+    """Where the `openai` backend finds an OpenAI-compatible server of the PRM."""
+
+    base_url: str | None = None
+    api_key: str = "EMPTY"
+    max_concurrency: int = Field(32, ge=1, description="most requests in flight to the endpoint")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, description="the openai client's own retries on 429/5xx/connection errors")
+
+
+class ScorerConfig(_Frozen):
+    """Everything a `Scorer` backend needs; fields a backend does not use are ignored by it."""
+
+    model: str = Field(min_length=1, description="local path or name of the PRM (served model name for openai)")
+    answer_words: tuple[str, str] = DEFAULT_ANSWER_WORDS
+    device: str = Field("cpu", description="cpu, cuda or cuda:N (hf backend)")
+    max_prompt_tokens: int = Field(8192, ge=1, description="longer prompts are refused, never cut")
+    top_logprobs: int = Field(20, ge=1, le=20, description="alternatives asked for by openai/vllm")
+    batching: BatchingConfig = BatchingConfig()
+    endpoint: EndpointConfig = EndpointConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        kind, _, index = device.partition(":")
+        if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+        return device
+
+    @field_validator("answer_words")
+    @classmethod
+    def _two_words(cls, words: tuple[str, str]) -> tuple[str, str]:
+        return check_answer_words(words)
+
+
+class ServerConfig(_Frozen):
+    """The HTTP side of `python -m rm serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535, description="0 picks a free port")
+    max_items: int = Field(64, ge=1, description="most candidates in one /score request")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    shutdown_timeout_s: float = Field(30.0, ge=0, description="grace period for requests in flight on shutdown")

@@ -1,0 +1,19 @@
+"""The reward-model errors a caller (or the server) tells apart; all are `RewardModelError`s."""
+
+from __future__ import annotations
+
+from codetool.errors import RewardModelError
+
+
+class ScoringInputError(RewardModelError):
+    """A conversation cannot be scored as given (bad shape, no chat template fits, too long)."""
+
+
+class ScorerOverloadedError(RewardModelError):
+    """The scorer's queue is full; the same request may succeed later."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, with its type when the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,82 @@
+"""`python -m sandbox run --backend restricted FILE [--timeout S] [--allow URL_PREFIX ...]`.
+
+Runs FILE as one cell and prints one JSON object (the `ExecutionResult`). Exit status:
+0 when the code ran, 1 when it failed, 2 on a usage error. Without `--allow` every HTTP
+call is refused; with it, calls under those prefixes go through the tool gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import typer
+
+from codetool.errors import CodeToolError, ConfigError
+from codetool.logging import configure_logging
+from sandbox.base import available_backends, create_sandbox
+from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run code in a CodeTool sandbox.")
+USAGE_ERROR = 2
+
+
+@app.callback()
+def _main() -> None:
+    """Run code in a CodeTool sandbox."""
+
+
+@contextlib.asynccontextmanager
+async def _tool_handler(allow: list[str]) -> AsyncIterator[ToolHandler | None]:
+    if not allow:
+        yield None
+        return
+    from tools.gateway import ToolGateway
+    from tools.toolset import Route, ToolSet
+
+    toolset = ToolSet(name="adhoc", apis=(), routes=tuple(Route(prefix=p, upstream=p) for p in allow), docs="")
+    async with ToolGateway() as gateway:
+        yield gateway.session(toolset, query_id="cli")
+
+
+async def _run(backend: str, code: str, limits: SandboxLimits, allow: list[str]) -> ExecutionResult:
+    async with _tool_handler(allow) as tools, create_sandbox(backend, limits) as sandbox:
+        return await sandbox.execute(Cell(code=code), tools)
+
+
+@app.command()
+def run(
+    file: Path = typer.Argument(..., help="Python file to run as one cell"),
+    backend: str = typer.Option("restricted", help="sandbox backend"),
+    timeout: float = typer.Option(30.0, help="wall-clock limit in seconds"),
+    memory_mb: int = typer.Option(1024, help="memory limit in MB"),
+    allow: list[str] = typer.Option([], help="URL prefix the code may call through the tool gateway (repeatable)"),
+) -> None:
+    """Run FILE in the sandbox and print the result as one JSON object."""
+    configure_logging()  # warnings only, on stderr: stdout carries the JSON alone
+    if backend not in available_backends():
+        raise typer.BadParameter(f"unknown backend {backend!r}; choose one of {', '.join(available_backends())}", param_hint="--backend")
+    try:
+        code = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc}", param_hint="FILE") from None
+    try:
+        limits = SandboxLimits(timeout_s=timeout, cpu_s=max(1, int(timeout) + 1), memory_mb=memory_mb)
+    except ValueError as exc:
+        raise typer.BadParameter(" ".join(str(exc).split()), param_hint="--timeout/--memory-mb") from None
+    try:
+        result = asyncio.run(_run(backend, code, limits, allow))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(USAGE_ERROR) from None
+    except CodeToolError as exc:
+        result = ExecutionResult(ok=False, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, backend=backend)
+    typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+if __name__ == "__main__":
+    app(prog_name="python -m sandbox")

@@ -1,0 +1,65 @@
+"""`python -m agent solve` as a real subprocess against the stand-in server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from tests.support.openai_stub import OpenAIStub
+from tests.support.policies import coppola_policy
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def _agent(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", *args,
+        cwd=REPO, env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_solve_from_query_file_writes_trajectory(tmp_path, tmdb_spec, tmdb_queries):
+    out_file = tmp_path / "q0.json"
+    async with OpenAIStub(coppola_policy) as stub:
+        code, stdout, stderr = await _agent(
+            "solve", "--toolset", "tmdb", "--spec", str(tmdb_spec),
+            "--query-file", str(tmdb_queries), "--query-id", "q0",
+            "--base-url", stub.base_url, "--model", "stub-model", "--n", "1", "--out", str(out_file),
+        )
+    assert code == 0, stderr
+    assert "final answer" in stdout and "Sofia Coppola directed" in stdout
+    saved = json.loads(out_file.read_text())
+    assert saved["q_id"] == "q0" and saved["stop_reason"] == "finished"
+    assert {"q_id", "query", "instruction", "infer_path", "exec_res", "nodes", "chosen_path"} <= saved.keys()
+    assert [entry["path_name"] for entry in saved["infer_path"]] == ["1", "1-1", "1-1-1"]
+
+
+async def test_solve_json_prints_the_trajectory(tmdb_spec):
+    async with OpenAIStub(coppola_policy) as stub:
+        code, stdout, stderr = await _agent(
+            "solve", "movies directed by Sofia Coppola", "--toolset", "tmdb", "--spec", str(tmdb_spec),
+            "--json", "--n", "1", env={"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "k"},
+        )
+    assert code == 0, stderr
+    trajectory = json.loads(stdout)
+    assert trajectory["q_id"] == "adhoc" and trajectory["final_answer"].startswith("Sofia Coppola directed")
+
+
+async def test_unreachable_endpoint_is_one_line_and_exit_2(tmdb_spec):
+    code, stdout, stderr = await _agent(
+        "solve", "anything", "--toolset", "tmdb", "--spec", str(tmdb_spec), "--base-url", "http://127.0.0.1:9/v1",
+    )
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "OPENAI_BASE_URL" in lines[0], stderr
+
+
+async def test_usage_error_exit_2():
+    code, _, stderr = await _agent("solve")
+    assert code == 2 and "QUERY" in stderr

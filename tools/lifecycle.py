@@ -1,0 +1,25 @@
+"""`async with` support for everything in this package that starts and stops."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+
+class AsyncLifecycle:
+    """Gives a class with `start()` and `aclose()` coroutines the `async with` protocol."""
+
+    async def start(self) -> None:
+        """Acquire what the object needs. Default: nothing."""
+
+    async def aclose(self) -> None:
+        """Release what the object holds. Default: nothing."""
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,147 @@
+"""An embedded stand-in for the TMDB API, answering from the RestBench spec (no network).
+
+It matches each GET against the spec's URL templates (literal paths before templated ones),
+checks the bearer token like the real API (401 otherwise), and answers the endpoint's
+response example with the request's own ids and page filled in, or a sample drawn from the
+schema when there is no example. Search endpoints answer one result named after the query,
+with an id derived from it; later detail calls with that id get the same name back, so a
+search-then-details chain reads consistently. Every answer is deterministic.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from tools.http_server import EmbeddedServer
+from tools.schema_shapes import sample_value
+from tools.toolset import ApiSpec
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_NAME_FIELDS = ("name", "title", "original_title", "original_name")
+_MAX_REMEMBERED_NAMES = 10_000
+UNAUTHORIZED = {
+    "status_code": 7,
+    "status_message": "Invalid API key: You must be granted a valid key.",
+    "success": False,
+}
+NOT_FOUND = {"status_code": 34, "status_message": "The resource you requested could not be found.", "success": False}
+
+
+class VirtualTmdbServer(EmbeddedServer):
+    """`async with VirtualTmdbServer(apis, token=...) as srv:`; it serves each API's URL path
+    (`/3/search/person` for `https://api.themoviedb.org/3/search/person`) under `srv.base_url`."""
+
+    def __init__(self, apis: Sequence[ApiSpec], *, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self.token = token
+        self._routes = sorted(
+            ((api, _path_regex(api.url)) for api in apis if api.method == "GET"),
+            key=lambda route: (len(_PLACEHOLDER.findall(route[0].url)), -len(route[0].url)),
+        )
+        self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            return web.json_response(UNAUTHORIZED, status=401)
+        if request.method != "GET":
+            return web.json_response({**NOT_FOUND, "status_message": "Only GET is served here."}, status=405)
+        found = self._route_for(request.path.rstrip("/"))
+        if found is None:
+            return web.json_response(NOT_FOUND, status=404)
+        api, match = found
+        values = _typed_path_values(api, match.groupdict())
+        if values is None:
+            return web.json_response(NOT_FOUND, status=404)
+        params = dict(request.query)
+        if "/search/" in api.url and not params.get("query", "").strip():
+            return web.json_response({"errors": ["query must be provided"]}, status=422)
+        return web.json_response(self._answer(api, values, params))
+
+    def _route_for(self, path: str) -> tuple[ApiSpec, re.Match[str]] | None:
+        for api, regex in self._routes:
+            match = regex.fullmatch(path)
+            if match is not None:
+                return api, match
+        return None
+
+    def _answer(self, api: ApiSpec, values: dict[str, Any], params: dict[str, str]) -> Any:
+        seed = hashlib.sha256(json.dumps([api.name, values, sorted(params.items())]).encode()).digest()
+        rng = random.Random(seed)
+        example = api.extra.get("response_example")
+        body = copy.deepcopy(example) if example is not None else sample_value(api.extra.get("response_schema"), rng)
+        if not isinstance(body, dict):
+            return body
+        for name, value in values.items():
+            if name in body:
+                body[name] = value
+        owner = _last_id_placeholder(api.url)
+        if owner is not None and "id" in body:
+            body["id"] = values[owner]
+            known = self._names.get((owner.removesuffix("_id"), str(values[owner])))
+            if known is not None:
+                body.update({field: known for field in _NAME_FIELDS[:2] if field in body})
+        if "page" in body and params.get("page", "").isdigit():
+            body["page"] = int(params["page"])
+        if "/search/" in api.url:
+            self._fill_search(api, body, params["query"].strip(), rng)
+        return body
+
+    def _fill_search(self, api: ApiSpec, body: dict[str, Any], query: str, rng: random.Random) -> None:
+        kind = api.url.rstrip("/").rsplit("/", 1)[-1]
+        results = body.get("results")
+        if isinstance(results, list) and results and isinstance(results[0], dict):
+            item = copy.deepcopy(results[0])
+        else:
+            schema = api.extra.get("response_schema") or {}
+            item = sample_value(((schema.get("properties") or {}).get("results") or {}).get("items"), rng) or {}
+        item.update({field: query for field in _NAME_FIELDS if field in item})
+        item["id"] = _stable_id(kind, query)
+        self._names[(kind, str(item["id"]))] = query
+        if len(self._names) > _MAX_REMEMBERED_NAMES:
+            self._names.popitem(last=False)
+        body.update({"page": 1, "results": [item], "total_results": 1, "total_pages": 1})
+
+
+def _path_regex(url: str) -> re.Pattern[str]:
+    pieces = _PLACEHOLDER.split(urlsplit(url).path.rstrip("/"))
+    pattern = "".join(re.escape(piece) if i % 2 == 0 else f"(?P<{piece}>[^/]+)" for i, piece in enumerate(pieces))
+    return re.compile(pattern)
+
+
+def _typed_path_values(api: ApiSpec, raw: Mapping[str, str]) -> dict[str, Any] | None:
+    """Path values converted to their declared types; None when an integer slot holds no integer."""
+    types = {p.name: p.type for p in api.parameters if p.location == "path"}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        if types.get(name) == "integer":
+            if not value.isdigit():
+                return None
+            values[name] = int(value)
+        else:
+            values[name] = value
+    return values
+
+
+def _last_id_placeholder(url: str) -> str | None:
+    names = _PLACEHOLDER.findall(url)
+    return names[-1] if names and names[-1].endswith("_id") else None
+
+
+def _stable_id(kind: str, query: str) -> int:
+    digest = hashlib.sha256(f"{kind}:{query.casefold()}".encode()).hexdigest()
+    return 100_000 + int(digest[:8], 16) % 900_000

@@ -10,15 +10,16 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 from agent.config import AgentConfig
-from agent.events import CandidatesScored, Event, QueryFinished, QueryStarted, StepSelected
+from agent.events import Event, QueryFinished, QueryStarted
 from agent.expansion import EventSink, QueryRun, StepExpander
-from agent.latent import LatentScorer, ScoringContext
+from agent.latent import LatentScorer
 from agent.llm import LLMClient
 from agent.parsing import parse_step
 from agent.prompts import build_instruction
-from agent.selection import Selector, create_selector
+from agent.search import StepJudge, beam_search, greedy_search
+from agent.selection import create_selector, selector_class
 from agent.trajectory import StepNode, Trajectory
-from codetool.errors import CodeToolError, RewardModelError
+from codetool.errors import CodeToolError, ConfigError
 from sandbox.base import Sandbox, create_sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
@@ -87,7 +88,18 @@ class CodeToolAgent:
             if self._llm is None:
                 self._llm = await stack.enter_async_context(LLMClient(self.config.llm))
                 stack.callback(setattr, self, "_llm", None)
+            if self._scorer is None and self._wants_prm():
+                from agent.prm import PrmScorer
+
+                self._scorer = await stack.enter_async_context(PrmScorer(self.config.rm))
+                stack.callback(setattr, self, "_scorer", None)
             self._stack = stack.pop_all()
+
+    def _wants_prm(self) -> bool:
+        mode = selector_class(self.config.search.mode)
+        if mode.requires_latent and not self.config.rm.url and self._scorer is None:
+            raise ConfigError(f"mode {mode.name} ranks steps by the PRM alone: set --rm-url")
+        return mode.uses_latent and self.config.rm.url is not None
 
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None
@@ -172,55 +184,32 @@ class CodeToolAgent:
             emit=emit,
         )
         await emit(QueryStarted(query.query_id, query.text, toolset.name))
+        selector = create_selector(search.mode, f"{search.seed}:{query.query_id}")
+        judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
+        expander = StepExpander(self._llm, self._sandbox, search)
         started = time.perf_counter()
         try:
-            await self._greedy(run, StepExpander(self._llm, self._sandbox, search), create_selector(search.mode, search.seed))
+            if selector.search == "beam":
+                path = await beam_search(run, expander, judge, search.max_depth, search.beam_width)
+            else:
+                path = await greedy_search(run, expander, judge, search.max_depth)
         except CodeToolError as exc:
             trajectory.error, trajectory.stop_reason = str(exc), "error"
             raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc
         finally:
             trajectory.usage = run.usage.as_dict()
             trajectory.duration_s = time.perf_counter() - started
+        _conclude(trajectory, path)
         return trajectory
 
-    async def _greedy(self, run: QueryRun, expander: StepExpander, selector: Selector) -> None:
-        trajectory, chosen = run.trajectory, []
-        for _ in range(self.config.search.max_depth):
-            candidates = await expander.expand(run, chosen)
-            await self._score_latent(run, chosen, candidates, selector)
-            best = candidates[selector.select(candidates)]
-            best.chosen = True
-            best.cumulative_reward = (chosen[-1].cumulative_reward if chosen else 0.0) + best.reward
-            chosen.append(best)
-            trajectory.chosen_path.append(best.path)
-            await run.emit(StepSelected(best, tuple(candidates)))
-            if best.is_leaf:
-                break
-        last = chosen[-1]
-        last.is_leaf = True
-        trajectory.finished = last.finished
-        trajectory.stop_reason = "finished" if last.finished else ("no_code" if not last.code else "max_depth")
-        trajectory.final_answer = _final_answer(last)
 
-    async def _score_latent(
-        self, run: QueryRun, chosen: list[StepNode], candidates: list[StepNode], selector: Selector
-    ) -> None:
-        if self._scorer is None or not selector.uses_latent:
-            return
-        started = time.perf_counter()
-        try:
-            scores = await self._scorer.score(
-                ScoringContext(run.toolset.docs, run.query.text, tuple(chosen), tuple(candidates))
-            )
-        except RewardModelError as exc:
-            if not self.config.rm.fallback_to_no_latent:
-                raise
-            run.trajectory.notes.append(f"PRM unavailable at depth {len(chosen) + 1}, chose without r_lat: {exc}")
-            return
-        elapsed = time.perf_counter() - started
-        for node, latent in zip(candidates, scores):
-            node.r_lat, node.rm_logits, node.score_s = latent.score, list(latent.logits or []) or None, elapsed
-        await run.emit(CandidatesScored(len(chosen) + 1, tuple(candidates)))
+def _conclude(trajectory: Trajectory, path: list[StepNode]) -> None:
+    last = path[-1]
+    last.is_leaf = True
+    trajectory.chosen_path = [node.path for node in path]
+    trajectory.finished = last.finished
+    trajectory.stop_reason = "finished" if last.finished else ("no_code" if not last.code else "max_depth")
+    trajectory.final_answer = _final_answer(last)
 
 
 def _final_answer(last: StepNode) -> str | None:

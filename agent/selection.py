@@ -1,42 +1,62 @@
-"""Which candidate a step keeps: the `Selector` seam and its registry of modes."""
+"""Which candidate a step keeps: the `Selector` seam and the selection modes of the paper.
+
+| mode        | compares                       | search        |
+|-------------|--------------------------------|---------------|
+| `codetool`  | r_spot + r_lat, ties to first  | greedy        |
+| `no-latent` | random among r_spot = 1        | greedy        |
+| `no-spot`   | r_lat alone, ties to first     | greedy        |
+| `beam`      | cumulative r_spot + r_lat      | beam of width k |
+"""
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from agent.trajectory import StepNode
 from codetool.errors import ConfigError
 
+SearchKind = Literal["greedy", "beam"]
+
 
 class Selector(ABC):
-    """Picks the candidate to keep among the scored children of one node."""
+    """Judges the scored children of one node and picks the one to keep."""
 
     name: ClassVar[str]
     uses_latent: ClassVar[bool] = True
     """Whether this policy needs the PRM's r_lat."""
+    requires_latent: ClassVar[bool] = False
+    """Whether it is meaningless without a PRM."""
+    search: ClassVar[SearchKind] = "greedy"
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
     @abstractmethod
     def reward(self, node: StepNode) -> float:
-        """The value this policy compares (stored on the node)."""
+        """The value this policy compares (stored on the node as `reward`)."""
 
     def select(self, candidates: Sequence[StepNode]) -> int:
         """Index of the kept candidate: the highest reward, ties to the first."""
+        rewards = self.assign(candidates)
+        return max(range(len(candidates)), key=lambda i: (rewards[i], -i))
+
+    def assign(self, candidates: Sequence[StepNode]) -> list[float]:
+        """Compute and store every candidate's reward."""
         rewards = [self.reward(node) for node in candidates]
         for node, value in zip(candidates, rewards):
             node.reward = value
-        return max(range(len(candidates)), key=lambda i: (rewards[i], -i))
+        return rewards
 
 
 _SELECTORS: dict[str, type[Selector]] = {}
 
 
 def register_selector(name: str) -> Callable[[type[Selector]], type[Selector]]:
+    """Class decorator that makes a selection mode available by name."""
+
     def decorate(cls: type[Selector]) -> type[Selector]:
         cls.name = name
         _SELECTORS[name] = cls
@@ -53,13 +73,49 @@ class RewardSum(Selector):
         return node.r_spot + (node.r_lat or 0.0)
 
 
+@register_selector("no-latent")
+class RandomAmongRan(Selector):
+    """Ablation without latent reward: a random candidate among those that ran (any if none did)."""
+
+    uses_latent = False
+
+    def reward(self, node: StepNode) -> float:
+        return node.r_spot
+
+    def select(self, candidates: Sequence[StepNode]) -> int:
+        rewards = self.assign(candidates)
+        ran = [i for i, value in enumerate(rewards) if value >= 1.0]
+        return self.rng.choice(ran or list(range(len(candidates))))
+
+
+@register_selector("no-spot")
+class LatentOnly(Selector):
+    """Ablation without on-the-spot reward: r_lat alone."""
+
+    requires_latent = True
+
+    def reward(self, node: StepNode) -> float:
+        return node.r_lat or 0.0
+
+
+@register_selector("beam")
+class BeamReward(RewardSum):
+    """Beam search: keeps the best `beam_width` partial paths by cumulative r_spot + r_lat."""
+
+    search = "beam"
+
+
 def selection_modes() -> list[str]:
     return sorted(_SELECTORS)
 
 
-def create_selector(mode: str, seed: int = 0) -> Selector:
+def selector_class(mode: str) -> type[Selector]:
     try:
-        cls = _SELECTORS[mode]
+        return _SELECTORS[mode]
     except KeyError:
         raise ConfigError(f"unknown selection mode {mode!r}; choose one of {', '.join(selection_modes())}") from None
-    return cls(random.Random(seed))
+
+
+def create_selector(mode: str, seed: int | str = 0) -> Selector:
+    """The selector of `mode`, its randomness seeded (use a per-query seed for reproducible runs)."""
+    return selector_class(mode)(random.Random(str(seed)))

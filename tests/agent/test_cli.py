@@ -63,3 +63,22 @@ async def test_unreachable_endpoint_is_one_line_and_exit_2(tmdb_spec):
 async def test_usage_error_exit_2():
     code, _, stderr = await _agent("solve")
     assert code == 2 and "QUERY" in stderr
+
+
+async def test_solve_with_every_mode_against_rm_serve(tiny_lm_dir, tmdb_spec, tmp_path):
+    from tests.rm.helpers import rm_server_process
+
+    # The tiny tokenizer splits the 20 TMDB API docs into many tokens; the model has no real context limit.
+    async with rm_server_process("--model", str(tiny_lm_dir), "--port", "0", "--max-prompt-tokens", "40000") as (_, rm_url):
+        async with OpenAIStub(coppola_policy) as stub:
+            for mode in ("codetool", "no-latent", "no-spot", "beam"):
+                out_file = tmp_path / f"{mode}.json"
+                code, _, stderr = await _agent(
+                    "solve", "movies directed by Sofia Coppola", "--toolset", "tmdb", "--spec", str(tmdb_spec),
+                    "--base-url", stub.base_url, "--rm-url", rm_url, "--mode", mode, "--out", str(out_file),
+                )
+                assert code == 0, f"{mode}: {stderr}"
+                saved = json.loads(out_file.read_text())
+                assert saved["mode"] == mode and saved["stop_reason"] == "finished"
+                has_latent = [node["r_lat"] is not None for node in saved["nodes"]]
+                assert all(has_latent) if mode != "no-latent" else not any(has_latent), mode

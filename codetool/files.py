@@ -21,6 +21,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | 
             json.dump(data, handle, ensure_ascii=False, indent=indent)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

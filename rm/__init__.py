@@ -1,23 +1,53 @@
 """The process reward model (PRM): prompt, scoring backends, scoring server and its client.
 
 The PRM judges a candidate step with a yes/no question; its latent reward is the two-way softmax
-of the "yes" and "no" next-token logits. Training-data generation and fine-tuning live beside this.
+of the "yes" and "no" next-token logits. Training-data generation and fine-tuning live beside this:
+`TreeCollector` (step trees of training queries), `label_trees` (scores, sibling pairs, SFT export)
+and `rm.train` (fine-tuning).
 """
+
+from typing import Any
 
 from rm.client import RewardModelClient
 from rm.config import BatchingConfig, EndpointConfig, ScorerConfig, ServerConfig
 from rm.errors import ScorerOverloadedError, ScoringInputError
+from rm.export import SftExample, SftWriter, dataset_info_entry, pair_examples, read_train_records
+from rm.labelling import LabelStats, label_trees
+from rm.labels import LabelConfig, LabeledPair, NodeScore, TreeNode, label_pair, score_tree, sibling_pairs, tree_nodes
 from rm.prompt import DEFAULT_ANSWER_WORDS, PriorStep, build_prm_messages, check_answer_words
 from rm.scorers import Scorer, create_scorer, register_scorer, scorer_names
 from rm.scores import MISSING_LOGPROB, Conversation, ScoreResult, two_way_softmax
 from rm.server import RewardModelServer, build_app
+from rm.tree import CollectedTree, ExecRecord, PathEntry, load_tree, tree_file
+
+# `rm.collect` drives the agent's step expansion, and the agent imports this package for its PRM
+# client: importing it here would make `import rm` and `import agent` depend on each other's order.
+_LAZY = {"TreeCollector": "rm.collect", "CollectReport": "rm.collect", "CollectProgress": "rm.collect"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'rm' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_ANSWER_WORDS",
     "MISSING_LOGPROB",
     "BatchingConfig",
+    "CollectProgress",
+    "CollectReport",
+    "CollectedTree",
     "Conversation",
     "EndpointConfig",
+    "ExecRecord",
+    "LabelConfig",
+    "LabelStats",
+    "LabeledPair",
+    "NodeScore",
+    "PathEntry",
     "PriorStep",
     "RewardModelClient",
     "RewardModelServer",
@@ -27,11 +57,25 @@ __all__ = [
     "ScorerOverloadedError",
     "ScoringInputError",
     "ServerConfig",
+    "SftExample",
+    "SftWriter",
+    "TreeCollector",
+    "TreeNode",
     "build_app",
     "build_prm_messages",
     "check_answer_words",
     "create_scorer",
+    "dataset_info_entry",
+    "label_pair",
+    "label_trees",
+    "load_tree",
+    "pair_examples",
+    "read_train_records",
     "register_scorer",
+    "score_tree",
     "scorer_names",
+    "sibling_pairs",
+    "tree_file",
+    "tree_nodes",
     "two_way_softmax",
 ]

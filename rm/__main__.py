@@ -1,4 +1,8 @@
-"""`python -m rm serve --model PATH --port P`: run the PRM scoring server until SIGINT/SIGTERM."""
+"""`python -m rm serve --model PATH --port P`: run the PRM scoring server until SIGINT/SIGTERM.
+
+Beside it, the process-supervision pipeline: `collect` (step trees of training queries), `label`
+(scores, sibling pairs, SFT export) and `train` (fine-tune the PRM that `serve` loads).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,11 @@ import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from codetool.errors import CodeToolError
 from codetool.logging import configure_logging
+from rm.commands import collect_command, label_command, train_command
+from rm.commands.common import one_error_line
 from rm.config import BatchingConfig, EndpointConfig, ScorerConfig, ServerConfig
-from rm.schemas import describe_validation_error
 from rm.scorers import create_scorer, scorer_names
 from rm.server import RewardModelServer
 
@@ -44,7 +47,7 @@ def serve(
 ) -> None:
     """Serve POST /score, POST /generate and GET /health."""
     configure_logging(level=log_level)
-    try:
+    with one_error_line():
         scorer_config = ScorerConfig(
             model=model,
             answer_words=answer_words,
@@ -55,12 +58,6 @@ def serve(
         )
         server_config = ServerConfig(host=host, port=port, max_items=min(max_items, max_queue))
         asyncio.run(_serve(backend, scorer_config, server_config))
-    except CodeToolError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except ValidationError as exc:
-        typer.echo(f"error: invalid option: {describe_validation_error(exc)}", err=True)
-        raise typer.Exit(2) from None
 
 
 async def _serve(backend: str, scorer_config: ScorerConfig, server_config: ServerConfig) -> None:
@@ -74,6 +71,11 @@ async def _serve(backend: str, scorer_config: ScorerConfig, server_config: Serve
             print(f"rm server listening on {server.url} (backend {backend}, model {scorer_config.model})", flush=True)
             await stop.wait()
     print("rm server stopped", file=sys.stderr, flush=True)
+
+
+app.command("collect")(collect_command)
+app.command("label")(label_command)
+app.command("train")(train_command)
 
 
 if __name__ == "__main__":

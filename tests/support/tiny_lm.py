@@ -36,8 +36,8 @@ system user assistant tool API documentation parameters required optional defaul
 """
 
 
-def _training_lines(repeat: int) -> list[str]:
-    lines = [line for line in _CORPUS.splitlines() if line.strip()]
+def _training_lines(repeat: int, extra_corpus: str = "") -> list[str]:
+    lines = [line for line in (_CORPUS + extra_corpus).splitlines() if line.strip()]
     # "yes" and "no" alone on a line make BPE merge each into one whole token.
     return (lines + ["yes", "no"] * 8) * repeat
 
@@ -49,8 +49,12 @@ def build_tiny_lm(
     num_layers: int = 2,
     vocab_size: int = 400,
     seed: int = 0,
+    extra_corpus: str = "",
 ) -> Path:
-    """Train a byte-level BPE tokenizer, build a random Qwen2 model and save both to `directory`."""
+    """Train a byte-level BPE tokenizer, build a random Qwen2 model and save both to `directory`.
+
+    `extra_corpus` adds text the tokenizer should encode compactly (e.g. a training set's prompts).
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -67,7 +71,7 @@ def build_tiny_lm(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_training_lines(repeat=4), trainer=trainer)
+    bpe.train_from_iterator(_training_lines(repeat=4, extra_corpus=extra_corpus), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         pad_token="<|pad|>",

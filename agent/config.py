@@ -82,6 +82,8 @@ class RewardModelConfig(_Frozen):
     url: str | None = None
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0)
+    max_connections: int = Field(8, gt=0)
+    """PRM requests in flight at once, for this agent."""
     output_chars: int = Field(2000, gt=0)
     """Characters of earlier steps' output shown to the PRM."""
     fallback_to_no_latent: bool = False

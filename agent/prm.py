@@ -15,7 +15,9 @@ class PrmScorer:
         if not config.url:
             raise ConfigError("no PRM configured: set --rm-url (or rm.url in the config file)")
         self.config = config
-        self._client = RewardModelClient(config.url, timeout_s=config.timeout_s, retries=config.retries)
+        self._client = RewardModelClient(
+            config.url, timeout_s=config.timeout_s, retries=config.retries, max_connections=config.max_connections
+        )
 
     async def __aenter__(self) -> PrmScorer:
         await self._client.__aenter__()

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from agent.cli.audit import audit_command
+from agent.cli.run import run_command
 from agent.cli.solve import solve_command
 from codetool.errors import CodeToolError
 from codetool.logging import configure_logging
@@ -19,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("solve")(solve_command)
+app.command("audit")(audit_command)
+app.command("run")(run_command)
 
 
 @app.callback()
@@ -32,8 +36,13 @@ def _root(
 
 def main() -> None:
     """Run the CLI; a `CodeToolError` ends it with one line on stderr and exit code 2."""
+    run_app(app)
+
+
+def run_app(command_line: typer.Typer) -> None:
+    """Run a command line; a `CodeToolError` ends it with one line on stderr and exit code 2."""
     try:
-        app()
+        command_line()
     except CodeToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -42,4 +51,4 @@ def main() -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_app"]

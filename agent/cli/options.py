@@ -11,8 +11,8 @@ import typer
 from agent.config import AgentConfig, load_config
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint [env OPENAI_BASE_URL].")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Policy model name [env CODETOOL_MODEL].")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Policy model name (env CODETOOL_MODEL).")]
 NOpt = Annotated[int | None, typer.Option("--n", help="Candidates sampled per step (paper: 2).")]
 DepthOpt = Annotated[int | None, typer.Option("--max-depth", help="Most steps per query (paper: 5).")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="Selection policy: codetool, no-latent, no-spot, beam.")]

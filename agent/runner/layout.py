@@ -20,14 +20,14 @@ from pydantic import ValidationError
 from agent.trajectory import Trajectory
 from codetool.errors import DataError
 from codetool.files import read_json, write_json_atomic
+from sandbox.audit_store import AUDIT_DB_NAME
 
-AUDIT_FILE = "audit.sqlite"
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def audit_path(run_dir: Path) -> Path:
     """The run's execution audit database."""
-    return run_dir / AUDIT_FILE
+    return run_dir / AUDIT_DB_NAME
 
 
 def check_query_id(query_id: str) -> str:
@@ -107,6 +107,12 @@ class RunLayout:
         if partial is not None:
             record["partial"] = partial.to_json()
         write_json_atomic(self.failure_path(query_id), record)
+
+    def read_failure(self, query_id: str) -> dict[str, Any]:
+        data = read_json(self.failure_path(query_id))
+        if not isinstance(data, dict):
+            raise DataError(f"{self.failure_path(query_id)}: not a failure record")
+        return data
 
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest.exists():

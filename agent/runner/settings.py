@@ -87,10 +87,13 @@ def load_prices(path: Path) -> dict[str, Price]:
         raise ConfigError(f"price table {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, Mapping):
         raise ConfigError(f"price table {path} must map model names to {{prompt, completion}}")
-    try:
-        return {str(model): Price.model_validate(entry) for model, entry in raw.items()}
-    except ValidationError as exc:
-        raise ConfigError(f"price table {path}: {_first_error(exc)}") from None
+    prices = {}
+    for model, entry in raw.items():
+        try:
+            prices[str(model)] = Price.model_validate(entry)
+        except ValidationError as exc:
+            raise ConfigError(f"price table {path}, model {model}: {_first_error(exc)}") from None
+    return prices
 
 
 def refine_config(config: AgentConfig, sections: Mapping[str, Mapping[str, Any]]) -> AgentConfig:

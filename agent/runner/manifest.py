@@ -1,0 +1,112 @@
+"""`run.json`: what a run is (configuration, versions, seeds, queries) and how far it got."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.config import AgentConfig, config_summary
+from agent.runner.queries import group_of
+from agent.runner.settings import RunSettings
+from codetool.errors import ConfigError
+from tools.toolset import Query
+
+MANIFEST_FORMAT = 1
+_PACKAGES = ("codetool", "openai", "aiohttp", "pydantic", "RestrictedPython", "ray", "vllm", "transformers", "torch")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages that shape a run's results."""
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for package in _PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def identity(settings: RunSettings, config: AgentConfig) -> dict[str, Any]:
+    """What must stay the same for a run to be resumed: data, benchmark, model and search settings."""
+    return {
+        "benchmark": settings.benchmark,
+        "data": str(settings.data.resolve()),
+        "filtered": settings.filtered,
+        "model": config.llm.model,
+        "search": config.search.model_dump(mode="json"),
+    }
+
+
+def query_entries(settings: RunSettings, queries: list[Query]) -> list[dict[str, Any]]:
+    return [
+        {"query_id": q.query_id, "group": group_of(q, settings), "gold_solution": list(q.gold_solution)}
+        for q in queries
+    ]
+
+
+def open_manifest(
+    existing: dict[str, Any] | None, settings: RunSettings, config: AgentConfig, queries: list[Query]
+) -> dict[str, Any]:
+    """The manifest for a new session: a fresh one, or `existing` extended after checking it matches."""
+    wanted = identity(settings, config)
+    session = {"started_at": now(), "executor": settings.executor, "argv": sys.argv[1:], "status": "running"}
+    entries = query_entries(settings, queries)
+    if existing is None:
+        return {
+            "format": MANIFEST_FORMAT,
+            "run_id": uuid.uuid4().hex[:12],
+            "created_at": session["started_at"],
+            "status": "running",
+            "identity": wanted,
+            "benchmark": settings.benchmark,
+            "groups": sorted({entry["group"] for entry in entries}),
+            "config": config_summary(config),
+            "settings": settings.model_dump(mode="json"),
+            "endpoints": list(settings.endpoints) or [config.llm.base_url],
+            "seeds": {"search": config.search.seed},
+            "versions": versions(),
+            "queries": entries,
+            "sessions": [session],
+        }
+    if existing.get("identity") != wanted:
+        raise ConfigError(_mismatch(settings, existing.get("identity") or {}, wanted))
+    known = {entry["query_id"] for entry in existing.get("queries", [])}
+    merged = existing.get("queries", []) + [entry for entry in entries if entry["query_id"] not in known]
+    return {
+        **existing,
+        "status": "running",
+        "groups": sorted({entry["group"] for entry in merged}),
+        "config": config_summary(config),
+        "settings": settings.model_dump(mode="json"),
+        "endpoints": list(settings.endpoints) or [config.llm.base_url],
+        "versions": versions(),
+        "queries": merged,
+        "sessions": [*existing.get("sessions", []), session],
+    }
+
+
+def close_session(manifest: dict[str, Any], status: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """`manifest` with its last session ended as `status` ("completed", "interrupted", "aborted")."""
+    sessions = list(manifest.get("sessions", []))
+    if sessions:
+        sessions[-1] = {**sessions[-1], "ended_at": now(), "status": status, "summary": summary}
+    return {**manifest, "status": status, "summary": summary, "sessions": sessions}
+
+
+def _mismatch(settings: RunSettings, old: dict[str, Any], new: dict[str, Any]) -> str:
+    differing = sorted(key for key in new.keys() | old.keys() if old.get(key) != new.get(key))
+    details = ", ".join(f"{key} was {old.get(key)!r}" for key in differing if key != "search")
+    if "search" in differing:
+        details = ", ".join(filter(None, [details, f"search settings were {old.get('search')}"]))
+    return (
+        f"{settings.out} holds a run with other settings ({details}); "
+        "resume it with the same settings or choose another --out"
+    )

@@ -1,0 +1,95 @@
+"""The runner's pieces on their own: query selection, ids, shards, prices, percentiles, layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.runner import RunLayout, RunSettings, load_prices, percentile, select_queries
+from agent.runner.layout import check_query_id
+from agent.runner.ray_executor import shard_ids
+from codetool.errors import ConfigError, DataError
+from tests.runner.scenario import STB_DATA, TMDB_QUERIES, TMDB_SPEC
+from tools import create_provider
+
+
+def stb_settings(tmp_path: Path, **fields) -> RunSettings:
+    return RunSettings(benchmark="stabletoolbench", data=STB_DATA, out=tmp_path, **fields)
+
+
+def test_groups_ids_and_limit_select_in_file_order(tmp_path):
+    provider = create_provider("stabletoolbench")
+    settings = stb_settings(tmp_path, groups=("G1_instruction", "G2_category"), filtered=True, limit=2)
+    selected = select_queries(settings, provider)
+    assert [(q.group, q.query_id) for q in selected][:2] == [("G1_instruction", "588"), ("G1_instruction", "608")]
+    assert [q.group for q in selected] == ["G1_instruction"] * 2 + ["G2_category"] * 2
+    only = select_queries(stb_settings(tmp_path, groups=("G1_instruction",), query_ids=("1073",)), provider)
+    assert [q.query_id for q in only] == ["1073"]
+
+
+def test_repeated_ids_across_groups_are_refused(tmp_path):
+    folder = tmp_path / "data" / "test_instruction"
+    folder.mkdir(parents=True)
+    query = json.loads((STB_DATA / "test_instruction" / "G1_instruction.json").read_text())[0]
+    for group in ("A", "B"):
+        (folder / f"{group}.json").write_text(json.dumps([query]))
+    settings = RunSettings(benchmark="stabletoolbench", data=tmp_path / "data", out=tmp_path, groups=("A", "B"))
+    with pytest.raises(DataError, match="repeat across the selected groups: 588"):
+        select_queries(settings, create_provider("stabletoolbench"))
+
+
+def test_a_query_file_is_its_own_group(tmp_path):
+    file = STB_DATA / "filter_test_instruction" / "G1_tool.json"
+    provider = create_provider("stabletoolbench")
+    assert {
+        q.group for q in select_queries(RunSettings(benchmark="stabletoolbench", data=file, out=tmp_path), provider)
+    } == {"G1_tool"}
+    with pytest.raises(ConfigError, match="group G1_tool"):
+        select_queries(
+            RunSettings(benchmark="stabletoolbench", data=file, out=tmp_path, groups=("G2_category",)), provider
+        )
+    tmdb = RunSettings(benchmark="tmdb", data=TMDB_QUERIES, spec=TMDB_SPEC, out=tmp_path, groups=("x",))
+    with pytest.raises(ConfigError, match="StableToolBench only"):
+        select_queries(tmdb, create_provider("tmdb", spec_path=str(TMDB_SPEC)))
+
+
+@pytest.mark.parametrize("query_id", ["../etc", "a/b", "", ".hidden", "x" * 200])
+def test_ids_that_cannot_name_a_file_are_refused(query_id):
+    with pytest.raises(DataError, match="cannot name a trajectory file"):
+        check_query_id(query_id)
+
+
+def test_shards_are_dealt_round_robin():
+    assert shard_ids(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
+    assert shard_ids(["a"], 8) == [["a"]]
+
+
+def test_percentiles_are_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 50), percentile(values, 90), percentile(values, 99)) == (50.0, 90.0, 99.0)
+    assert percentile([3.0], 99) == 3.0 and percentile([], 50) is None
+
+
+def test_price_table_and_cost(tmp_path):
+    table = tmp_path / "prices.yaml"
+    table.write_text("m1: {prompt: 2.0, completion: 6.0}\n")
+    settings = RunSettings(benchmark="tmdb", data=TMDB_QUERIES, out=tmp_path, prices=load_prices(table))
+    assert settings.cost("m1", {"prompt_tokens": 1_000_000, "completion_tokens": 500_000}) == 5.0
+    assert settings.cost("other", {"prompt_tokens": 10}) is None
+    table.write_text("m1: {prompt: cheap}\n")
+    with pytest.raises(ConfigError, match="price table .*m1"):
+        load_prices(table)
+
+
+def test_prepare_removes_temporary_files_left_by_a_killed_writer(tmp_path):
+    layout = RunLayout(tmp_path)
+    layout.prepare()
+    stale = layout.trajectories / ".588.json.abc.tmp"
+    stale.write_text("{")
+    (layout.trajectories / "588.json").write_text("{")
+    layout.prepare()
+    assert not stale.exists()
+    scan = layout.scan(["588", "608"])
+    assert scan.finished == {} and "588.json: not valid JSON" in scan.corrupt["588"]

@@ -7,20 +7,20 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from types import TracebackType
 
 from agent.config import AgentConfig
 from agent.events import Event, QueryFinished, QueryStarted
-from agent.expansion import EventSink, QueryRun, StepExpander
+from agent.expansion import EventSink
 from agent.latent import LatentScorer
 from agent.llm import LLMClient
 from agent.parsing import parse_step
-from agent.prompts import build_instruction
+from agent.runtime import Runtime, open_runtime
 from agent.search import StepJudge, beam_search, greedy_search
 from agent.selection import create_selector, selector_class
 from agent.trajectory import StepNode, Trajectory
 from codetool.errors import CodeToolError, ConfigError
-from sandbox.base import Sandbox, create_sandbox
+from codetool.lifecycle import AsyncLifecycle
+from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
 
@@ -35,7 +35,7 @@ class QueryFailed(CodeToolError):
         self.trajectory = trajectory
 
 
-class CodeToolAgent:
+class CodeToolAgent(AsyncLifecycle):
     """Solves queries by sampling, executing, scoring and selecting code steps.
 
     Use as `async with CodeToolAgent(config) as agent: trajectory = await agent.solve(query, toolset)`.
@@ -56,64 +56,36 @@ class CodeToolAgent:
     ) -> None:
         self.config = config or AgentConfig()
         self.run_id = run_id or uuid.uuid4().hex[:12]
-        self._sandbox, self._gateway, self._llm, self._scorer = sandbox, gateway, llm, scorer
+        self._given = {"sandbox": sandbox, "gateway": gateway, "llm": llm}
+        self._given_scorer = scorer
+        self._runtime: Runtime | None = None
+        self._scorer: LatentScorer | None = None
         self._stack: AsyncExitStack | None = None
 
     async def start(self) -> None:
         if self._stack is not None:
             return
         async with AsyncExitStack() as stack:
-            if self._sandbox is None:
-                sandbox = self.config.sandbox
-                backend = create_sandbox(sandbox.backend, sandbox.limits, **dict(sandbox.options))
-                if self.config.audit_db is not None:
-                    from sandbox.audit import AuditedSandbox
-
-                    backend = AuditedSandbox(
-                        backend, self.config.audit_db, run_id=self.run_id, jsonl_path=self.config.audit_jsonl
-                    )
-                self._sandbox = await stack.enter_async_context(backend)
-                stack.callback(setattr, self, "_sandbox", None)
-            if self._gateway is None:
-                gateway = self.config.gateway
-                self._gateway = await stack.enter_async_context(
-                    ToolGateway(
-                        timeout_s=gateway.timeout_s,
-                        max_response_bytes=gateway.max_response_bytes,
-                        concurrency=gateway.concurrency,
-                        memo=gateway.memo,
-                    )
-                )
-                stack.callback(setattr, self, "_gateway", None)
-            if self._llm is None:
-                self._llm = await stack.enter_async_context(LLMClient(self.config.llm))
-                stack.callback(setattr, self, "_llm", None)
-            if self._scorer is None and self._wants_prm():
+            runtime = await open_runtime(stack, self.config, run_id=self.run_id, **self._given)
+            scorer = self._given_scorer
+            if scorer is None and self._wants_prm():
                 from agent.prm import PrmScorer
 
-                self._scorer = await stack.enter_async_context(PrmScorer(self.config.rm))
-                stack.callback(setattr, self, "_scorer", None)
+                scorer = await stack.enter_async_context(PrmScorer(self.config.rm))
+            self._runtime, self._scorer = runtime, scorer
             self._stack = stack.pop_all()
 
     def _wants_prm(self) -> bool:
         mode = selector_class(self.config.search.mode)
-        if mode.requires_latent and not self.config.rm.url and self._scorer is None:
+        if mode.requires_latent and not self.config.rm.url:
             raise ConfigError(f"mode {mode.name} ranks steps by the PRM alone: set --rm-url")
         return mode.uses_latent and self.config.rm.url is not None
 
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None
+        self._runtime = self._scorer = None
         if stack is not None:
             await stack.aclose()
-
-    async def __aenter__(self) -> CodeToolAgent:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def solve(self, query: str | Query, toolset: ToolSet) -> Trajectory:
         """Solve `query` with `toolset`; raises `QueryFailed` if the LLM, PRM or sandbox fails."""
@@ -163,30 +135,14 @@ class CodeToolAgent:
     async def _solve(self, query: str | Query, toolset: ToolSet, emit: EventSink) -> Trajectory:
         if isinstance(query, str):
             query = Query(query_id="adhoc", text=query)
-        assert self._sandbox is not None and self._gateway is not None and self._llm is not None
+        assert self._runtime is not None
         search = self.config.search
-        instruction = build_instruction(toolset.docs, toolset.usage_notes, search.feedback_chars)
-        trajectory = Trajectory(
-            q_id=query.query_id,
-            query=query.text,
-            instruction=instruction,
-            toolset=toolset.name,
-            model=self.config.llm.model,
-            mode=search.mode,
-        )
-        run = QueryRun(
-            run_id=self.run_id,
-            query=query,
-            toolset=toolset,
-            instruction=instruction,
-            tools=self._gateway.session(toolset, query_id=query.query_id),
-            trajectory=trajectory,
-            emit=emit,
-        )
+        run = self._runtime.query_run(query, toolset, emit, mode=search.mode)
+        trajectory = run.trajectory
         await emit(QueryStarted(query.query_id, query.text, toolset.name))
         selector = create_selector(search.mode, f"{search.seed}:{query.query_id}")
         judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
-        expander = StepExpander(self._llm, self._sandbox, search)
+        expander = self._runtime.expander()
         started = time.perf_counter()
         try:
             if selector.search == "beam":

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codetool.errors import ConfigError
+from codetool.validation import describe_validation_error
 from sandbox.protocol import SandboxLimits
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
@@ -145,14 +146,19 @@ def load_config(
     layers: dict[str, Any] = _env_layer(os.environ if environ is None else environ)
     if path is not None:
         layers = _merge(layers, _file_layer(path))
-    if overrides:
-        layers = _merge(layers, overrides)
+    return _validated(_merge(layers, overrides or {}))
+
+
+def update_config(config: AgentConfig, overrides: Mapping[str, Any]) -> AgentConfig:
+    """`config` with `overrides` (nested like the YAML file) merged in, validated again."""
+    return _validated(_merge(config.model_dump(), overrides))
+
+
+def _validated(data: Mapping[str, Any]) -> AgentConfig:
     try:
-        return AgentConfig.model_validate(layers)
+        return AgentConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
+        raise ConfigError(f"invalid setting {describe_validation_error(exc)}") from None
 
 
 def config_summary(config: AgentConfig) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import openai
 
 from agent.config import LLMConfig
 from codetool.errors import EndpointError
+from codetool.lifecycle import AsyncLifecycle
 
 Message = dict[str, str]
 
@@ -51,7 +52,7 @@ class Samples:
     latency_s: float = 0.0
 
 
-class LLMClient:
+class LLMClient(AsyncLifecycle):
     """Samples step completions from the policy endpoint.
 
     Retries with exponential backoff on 429, 5xx, timeouts and connection errors (the
@@ -71,12 +72,6 @@ class LLMClient:
 
     async def aclose(self) -> None:
         await self._client.close()
-
-    async def __aenter__(self) -> LLMClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def sample(self, messages: Sequence[Message], *, n: int, stop: Sequence[str] = ()) -> Samples:
         """Return exactly `n` completions of `messages`, stopping at any of `stop`."""

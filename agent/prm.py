@@ -5,10 +5,11 @@ from __future__ import annotations
 from agent.config import RewardModelConfig
 from agent.latent import LatentScore, ScoringContext
 from codetool.errors import ConfigError
+from codetool.lifecycle import AsyncLifecycle
 from rm import PriorStep, RewardModelClient, build_prm_messages
 
 
-class PrmScorer:
+class PrmScorer(AsyncLifecycle):
     """Scores all candidates of a step in one `/score` request (implements `LatentScorer`)."""
 
     def __init__(self, config: RewardModelConfig) -> None:
@@ -19,12 +20,8 @@ class PrmScorer:
             config.url, timeout_s=config.timeout_s, retries=config.retries, max_connections=config.max_connections
         )
 
-    async def __aenter__(self) -> PrmScorer:
+    async def start(self) -> None:
         await self._client.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from agent.trajectory import StepNode
-from codetool.errors import ConfigError
+from codetool.registry import Registry
 
 SearchKind = Literal["greedy", "beam"]
 
@@ -51,18 +51,8 @@ class Selector(ABC):
         return rewards
 
 
-_SELECTORS: dict[str, type[Selector]] = {}
-
-
-def register_selector(name: str) -> Callable[[type[Selector]], type[Selector]]:
-    """Class decorator that makes a selection mode available by name."""
-
-    def decorate(cls: type[Selector]) -> type[Selector]:
-        cls.name = name
-        _SELECTORS[name] = cls
-        return cls
-
-    return decorate
+SELECTORS: Registry[type[Selector]] = Registry("selection mode")
+register_selector = SELECTORS.register
 
 
 @register_selector("codetool")
@@ -106,14 +96,11 @@ class BeamReward(RewardSum):
 
 
 def selection_modes() -> list[str]:
-    return sorted(_SELECTORS)
+    return SELECTORS.names()
 
 
 def selector_class(mode: str) -> type[Selector]:
-    try:
-        return _SELECTORS[mode]
-    except KeyError:
-        raise ConfigError(f"unknown selection mode {mode!r}; choose one of {', '.join(selection_modes())}") from None
+    return SELECTORS.get(mode)
 
 
 def create_selector(mode: str, seed: int | str = 0) -> Selector:

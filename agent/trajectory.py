@@ -132,5 +132,5 @@ class Trajectory(BaseModel):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trajectory:
-        fields = {key: value for key, value in data.items() if key not in ("infer_path", "exec_res")}
-        return cls.model_validate(fields)
+        """Read what `to_json` wrote (the reference-layout keys are derived, so they are ignored)."""
+        return cls.model_validate(data)

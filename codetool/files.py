@@ -6,9 +6,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from codetool.errors import DataError
+from codetool.validation import describe_validation_error
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2) -> None:
@@ -39,3 +44,14 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_model(path: str | os.PathLike[str], model: type[M], *, what: str) -> M:
+    """Read a JSON file into a pydantic model; every problem is one `DataError` line naming `what` it should be."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: not {what} (a JSON {type(data).__name__})")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise DataError(f"{path}: not {what} ({describe_validation_error(exc)})") from None

@@ -20,10 +20,10 @@ import structlog
 
 from agent.config import AgentConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
-from agent.expansion import QueryRun, StepExpander, replay_code
+from agent.expansion import QueryRun, replay_code
 from agent.llm import LLMClient
-from agent.prompts import build_instruction
-from agent.trajectory import STATUS_OK, StepNode, Trajectory
+from agent.runtime import Runtime, open_runtime
+from agent.trajectory import STATUS_OK, StepNode
 from codetool.errors import CodeToolError, ConfigError, DataError
 from codetool.files import write_json_atomic
 from rm.scorers.base import gather_all
@@ -38,9 +38,9 @@ from rm.tree import (
     query_file_stem,
     tree_file,
 )
-from sandbox.base import Sandbox, create_sandbox
+from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
-from tools.lifecycle import AsyncLifecycle
+from codetool.lifecycle import AsyncLifecycle
 from tools.toolset import Query, ToolSet
 
 log = structlog.get_logger(__name__)
@@ -99,48 +99,31 @@ class TreeCollector(AsyncLifecycle):
         self.config = config or AgentConfig()
         self.concurrency = concurrency
         self.run_id = uuid.uuid4().hex[:12]
-        self._llm, self._sandbox, self._gateway = llm, sandbox, gateway
+        self._given = {"llm": llm, "sandbox": sandbox, "gateway": gateway}
         self._on_progress = on_progress
         self._progress = CollectProgress()
+        self._runtime: Runtime | None = None
         self._stack: AsyncExitStack | None = None
 
     async def start(self) -> None:
         if self._stack is not None:
             return
         async with AsyncExitStack() as stack:
-            if self._sandbox is None:
-                sandbox = self.config.sandbox
-                self._sandbox = await stack.enter_async_context(
-                    create_sandbox(sandbox.backend, sandbox.limits, **dict(sandbox.options))
-                )
-            if self._gateway is None:
-                self._gateway = await stack.enter_async_context(ToolGateway(**self.config.gateway.model_dump()))
-            if self._llm is None:
-                self._llm = await stack.enter_async_context(LLMClient(self.config.llm))
+            self._runtime = await open_runtime(stack, self.config, run_id=self.run_id, **self._given)
             self._stack = stack.pop_all()
 
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None
+        self._runtime = None
         if stack is not None:
             await stack.aclose()
 
     async def expand_tree(self, query: Query, toolset: ToolSet) -> CollectedTree:
         """Expand the full tree of one query; raises the first `CodeToolError` of the LLM or sandbox."""
-        if self._stack is None or self._llm is None or self._sandbox is None or self._gateway is None:
+        if self._runtime is None:
             raise ConfigError("TreeCollector is not started: use `async with TreeCollector(...)`")
-        search = self.config.search
-        instruction = build_instruction(toolset.docs, toolset.usage_notes, search.feedback_chars)
-        run = QueryRun(
-            run_id=self.run_id,
-            query=query,
-            toolset=toolset,
-            instruction=instruction,
-            tools=self._gateway.session(toolset, query_id=query.query_id),
-            trajectory=Trajectory(q_id=query.query_id, query=query.text, instruction=instruction, toolset=toolset.name,
-                                  model=self.config.llm.model, mode="tree"),
-            emit=self._count,
-        )  # fmt: skip
-        expander = StepExpander(self._llm, self._sandbox, search)
+        run = self._runtime.query_run(query, toolset, self._count, mode="tree")
+        expander = self._runtime.expander()
         started = time.perf_counter()
         frontier: list[list[StepNode]] = [[]]
         while frontier:

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from codetool.errors import DataError
-from codetool.files import read_json
+from codetool.files import read_model
 
 TREE_SCHEMA_VERSION = 1
 DFS_DIR = "dfs_data"
@@ -159,13 +159,4 @@ def _tree_problem(tree: CollectedTree) -> str | None:
 
 def load_tree(path: str | os.PathLike[str]) -> CollectedTree:
     """Read and check a collected (or scored) tree file; every problem is one `DataError` line."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    try:
-        return CollectedTree.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        reason = first["msg"].removeprefix("Value error, ")
-        raise DataError(f"{path}: {where + ': ' if where else ''}{reason}") from None
+    return read_model(path, CollectedTree, what="a collected tree")

@@ -24,7 +24,7 @@ from yarl import URL
 
 from codetool.errors import ConfigError, ToolGatewayError
 from sandbox.protocol import ApiCall, ToolRequest, ToolResponse
-from tools.lifecycle import AsyncLifecycle
+from codetool.lifecycle import AsyncLifecycle
 from tools.masking import SecretMasker
 from tools.toolset import ToolSet
 from tools.url_policy import Target, UrlRefused, resolve_target

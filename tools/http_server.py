@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from aiohttp import web
 
 from codetool.errors import ToolGatewayError
-from tools.lifecycle import AsyncLifecycle
+from codetool.lifecycle import AsyncLifecycle
 
 
 class EmbeddedServer(AsyncLifecycle, ABC):

@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from codetool.errors import ConfigError
+from codetool.registry import Registry
+from codetool.validation import describe_validation_error
 from tools.toolset import ToolProvider
 
-_PROVIDERS: dict[str, type[ToolProvider]] = {}
-_BUILTIN_MODULES = ("tools.stabletoolbench", "tools.tmdb")
-P = TypeVar("P", bound=type[ToolProvider])
+PROVIDERS: Registry[type[ToolProvider]] = Registry("tool provider", ("tools.stabletoolbench", "tools.tmdb"))
+register_provider = PROVIDERS.register
 M = TypeVar("M", bound=BaseModel)
-
-
-def register_provider(name: str) -> Callable[[P], P]:
-    """Class decorator that makes a provider available to `create_provider(name)`."""
-
-    def decorate(cls: P) -> P:
-        cls.name = name
-        _PROVIDERS[name] = cls
-        return cls
-
-    return decorate
 
 
 def available_providers() -> list[str]:
     """Names of the registered providers."""
-    _load_builtin_providers()
-    return sorted(_PROVIDERS)
+    return PROVIDERS.names()
 
 
 def create_provider(name: str, **options: Any) -> ToolProvider:
     """Build the provider registered as `name` (start it with `async with`)."""
-    _load_builtin_providers()
-    try:
-        cls = _PROVIDERS[name]
-    except KeyError:
-        raise ConfigError(f"unknown tool provider {name!r}; choose one of {', '.join(sorted(_PROVIDERS))}") from None
-    return cls(**options)
+    return PROVIDERS.get(name)(**options)
 
 
 def parse_options(model: type[M], provider: str, options: Mapping[str, Any]) -> M:
@@ -49,11 +32,4 @@ def parse_options(model: type[M], provider: str, options: Mapping[str, Any]) -> 
     try:
         return model(**options)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "options"
-        raise ConfigError(f"{provider} provider: {where}: {first['msg']}") from None
-
-
-def _load_builtin_providers() -> None:
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+        raise ConfigError(f"{provider} provider: {describe_validation_error(exc, root='options')}") from None

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.lifecycle import AsyncLifecycle
+from codetool.lifecycle import AsyncLifecycle
 
 
 class ApiParameter(BaseModel):

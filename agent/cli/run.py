@@ -29,6 +29,7 @@ from agent.cli.options import (
     build_config,
 )
 from codetool.errors import ConfigError
+from codetool.validation import describe_validation_error
 
 if TYPE_CHECKING:
     from agent.runner import RunResult, RunSettings
@@ -119,7 +120,8 @@ def run_command(
 ) -> None:
     """Solve a benchmark's queries into RUN_DIR: one trajectory per query, resumable, with live progress."""
     # Imported here: the runner builds on `agent.cli`, which registers this command.
-    from agent.runner import RunSettings, load_prices, refine_config, run_benchmark
+    from agent.config import update_config
+    from agent.runner import RunSettings, load_prices, run_benchmark
 
     if benchmark == "tmdb" and spec is None:
         raise ConfigError("--benchmark tmdb needs --spec (the RestBench tmdb_spec.json)")
@@ -127,7 +129,7 @@ def run_command(
         config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
         seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url,
     )  # fmt: skip
-    agent_config = refine_config(
+    agent_config = update_config(
         agent_config,
         {
             "llm": _given(max_concurrency=llm_concurrency),
@@ -159,8 +161,7 @@ def run_command(
             progress=not no_progress,
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(f"invalid --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+        raise ConfigError(f"invalid --{describe_validation_error(exc).replace('_', '-')}") from None
     result = run_benchmark(settings, agent_config)
     _print_summary(Console(stderr=True), settings, result)
     if result.status == "aborted":

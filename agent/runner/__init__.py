@@ -13,7 +13,7 @@ from agent.runner.driver import RunPlan, RunResult, plan_run, run_benchmark
 from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.layout import RunLayout, audit_path, load_trajectory
 from agent.runner.queries import select_queries
-from agent.runner.settings import Price, RunSettings, load_prices, refine_config
+from agent.runner.settings import Price, RunSettings, load_prices
 from agent.runner.stats import RunStats, percentile
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "load_trajectory",
     "percentile",
     "plan_run",
-    "refine_config",
     "run_benchmark",
     "run_shard",
     "select_queries",

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from agent.trajectory import Trajectory
 from codetool.errors import DataError
-from codetool.files import read_json, write_json_atomic
+from codetool.files import read_json, read_model, write_json_atomic
 from sandbox.audit_store import AUDIT_DB_NAME
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -39,15 +37,7 @@ def check_query_id(query_id: str) -> str:
 
 def load_trajectory(path: Path) -> Trajectory:
     """Read a trajectory file; a missing, truncated or foreign file is one `DataError` line."""
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: not a trajectory (a JSON {type(data).__name__})")
-    try:
-        return Trajectory.from_json(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise DataError(f"{path}: not a trajectory ({where}: {first['msg']})") from None
+    return read_model(path, Trajectory, what="a trajectory")
 
 
 @dataclass

@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.cli.options import ToolsetChoice
-from agent.config import AgentConfig
 from codetool.errors import ConfigError
+from codetool.validation import describe_validation_error
 
 Benchmark = Literal["stabletoolbench", "tmdb"]
 Executor = Literal["local", "ray"]
@@ -92,22 +92,5 @@ def load_prices(path: Path) -> dict[str, Price]:
         try:
             prices[str(model)] = Price.model_validate(entry)
         except ValidationError as exc:
-            raise ConfigError(f"price table {path}, model {model}: {_first_error(exc)}") from None
+            raise ConfigError(f"price table {path}, model {model}: {describe_validation_error(exc)}") from None
     return prices
-
-
-def refine_config(config: AgentConfig, sections: Mapping[str, Mapping[str, Any]]) -> AgentConfig:
-    """`config` with some settings of its sections replaced, validated again."""
-    data = config.model_dump()
-    for section, values in sections.items():
-        if values:
-            data[section] = {**data[section], **values}
-    try:
-        return AgentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid setting {_first_error(exc)}") from None
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"

@@ -1,4 +1,4 @@
-"""`async with` support for everything in this package that starts and stops."""
+"""`async with` support for everything in CodeTool that starts and stops."""
 
 from __future__ import annotations
 

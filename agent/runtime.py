@@ -1,0 +1,77 @@
+"""The services a search over steps runs on, built once and shared by every query."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from agent.config import AgentConfig
+from agent.expansion import EventSink, QueryRun, StepExpander
+from agent.llm import LLMClient
+from agent.prompts import build_instruction
+from agent.trajectory import Trajectory
+from sandbox.base import Sandbox, create_sandbox
+from tools.gateway import ToolGateway
+from tools.toolset import Query, ToolSet
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The policy LLM, the sandbox and the tool gateway of an agent (or a tree collector)."""
+
+    config: AgentConfig
+    run_id: str
+    llm: LLMClient
+    sandbox: Sandbox
+    gateway: ToolGateway
+
+    def expander(self) -> StepExpander:
+        return StepExpander(self.llm, self.sandbox, self.config.search)
+
+    def query_run(self, query: Query, toolset: ToolSet, emit: EventSink, *, mode: str) -> QueryRun:
+        """The state of one query about to be searched: its instruction, gateway session and trajectory."""
+        instruction = build_instruction(toolset.docs, toolset.usage_notes, self.config.search.feedback_chars)
+        return QueryRun(
+            run_id=self.run_id,
+            query=query,
+            toolset=toolset,
+            instruction=instruction,
+            tools=self.gateway.session(toolset, query_id=query.query_id),
+            trajectory=Trajectory(
+                q_id=query.query_id,
+                query=query.text,
+                instruction=instruction,
+                toolset=toolset.name,
+                model=self.config.llm.model,
+                mode=mode,
+            ),
+            emit=emit,
+        )
+
+
+async def open_runtime(
+    stack: AsyncExitStack,
+    config: AgentConfig,
+    *,
+    run_id: str,
+    llm: LLMClient | None = None,
+    sandbox: Sandbox | None = None,
+    gateway: ToolGateway | None = None,
+) -> Runtime:
+    """Use the services given, create the others from `config` and leave their closing to `stack`.
+
+    With `config.audit_db` set, a created sandbox records every execution in that database.
+    """
+    if sandbox is None:
+        settings = config.sandbox
+        backend = create_sandbox(settings.backend, settings.limits, **dict(settings.options))
+        if config.audit_db is not None:
+            from sandbox.audit import AuditedSandbox
+
+            backend = AuditedSandbox(backend, config.audit_db, run_id=run_id, jsonl_path=config.audit_jsonl)
+        sandbox = await stack.enter_async_context(backend)
+    if gateway is None:
+        gateway = await stack.enter_async_context(ToolGateway(**config.gateway.model_dump()))
+    if llm is None:
+        llm = await stack.enter_async_context(LLMClient(config.llm))
+    return Runtime(config, run_id, llm, sandbox, gateway)

@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,hf,train,ray
 Q ?= give me the number of movies directed by Sofia Coppola
-TOOLSET ?= tmdb
+SPEC ?= ../shared/data/restbench/tmdb_spec.json
 SOLVE_ARGS ?=
 
 .PHONY: install solve test bench image clean
@@ -19,7 +19,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 install: $(VENV)/.installed-$(EXTRAS)
 
 solve: install
-	$(PY) -m agent solve "$(Q)" --toolset $(TOOLSET) $(SOLVE_ARGS)
+	$(PY) -m agent solve "$(Q)" --toolset tmdb --spec "$(SPEC)" --out solve.json $(SOLVE_ARGS)
 
 test: install
 	$(PY) -m pytest -q
@@ -27,6 +27,8 @@ test: install
 bench: install
 	$(PY) bench/sandbox_latency.py
 	$(PY) bench/prm_throughput.py
+	$(PY) bench/collect_throughput.py
+	$(PY) bench/run_throughput.py
 
 image: install
 	$(PY) -m sandbox build-image

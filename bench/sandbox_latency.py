@@ -1,25 +1,31 @@
 """Latency and throughput of sandbox backends against spawning a fresh interpreter per execution.
 
-Method: one small cell that makes one API call (answered by an in-process async handler)
-and prints part of the answer. For every backend named with `--backend` (default:
-restricted): `--runs` executions one after another (median and p95 latency, after a few
+Method: one small cell that makes one API call (answered by an in-process async handler,
+as the gateway's memo would) and prints part of the answer. For every backend named with
+`--backend` (default: restricted, process, and docker when an engine and the image are
+there): `--runs` executions one after another (median and p95 latency, after a few
 warm-up runs), then `--throughput-runs` executions with `--in-flight` running at once
-(executions per second). Two baselines run in the same process, same machine, same time:
+(executions per second). The docker backend is measured with its warm pool full before
+each sequential run (the latency a caller sees when executions come in bursts, as the
+agent's candidates do; refilling is not timed), and on a quarter of the runs, since
+every execution costs a container. Baselines run in the same process, same machine,
+same time:
 
-* `fresh runner`: spawn `python -m runner` per execution, the same runner and protocol
-  the backends use, so it does exactly the same work, API call included;
+* `fresh runner`: spawn `python -m runner` per execution (restricted and plain mode), the
+  same runner and protocol the backends use, so it does exactly the same work;
 * `python -c`: spawn `python -c` running the equivalent code with the API answer inlined
   (a lower bound for any design that starts an interpreter per execution).
 
 Ratios are baseline time / backend time (higher is better for the backend).
 
-    python bench/sandbox_latency.py [--backend restricted] [--runs 200] [--in-flight 8]
+    python bench/sandbox_latency.py [--backend process] [--runs 200] [--in-flight 8]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import statistics
 import sys
 import tempfile
@@ -49,9 +55,9 @@ async def handler(request: ToolRequest) -> ToolResponse:
     return ToolResponse(status=200, headers={"Content-Type": "application/json"}, body='{"id": 7, "name": "widget"}')
 
 
-async def fresh_runner_execution(workdir: str) -> str:
+async def fresh_runner_execution(workdir: str, mode: str) -> str:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runner", "--mode", "restricted",
+        sys.executable, "-m", "runner", "--mode", mode,
         cwd=workdir, env=scrubbed_environment(workdir),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -69,12 +75,16 @@ async def python_c_execution() -> str:
     return stdout.decode()
 
 
-async def measure(name: str, execute: Execution, runs: int, throughput_runs: int, in_flight: int) -> dict[str, float | str]:
+async def measure(
+    name: str, execute: Execution, runs: int, throughput_runs: int, in_flight: int, before_each: Callable[[], Awaitable[None]] | None = None
+) -> dict[str, float | str]:
     for _ in range(WARM_UP_RUNS):
         if (out := await execute()) != EXPECTED:
             raise SystemExit(f"{name}: unexpected output {out!r}")
     latencies = []
     for _ in range(runs):
+        if before_each is not None:
+            await before_each()
         started = time.perf_counter()
         await execute()
         latencies.append(time.perf_counter() - started)
@@ -96,32 +106,53 @@ async def measure(name: str, execute: Execution, runs: int, throughput_runs: int
     }
 
 
+def default_backends() -> list[str]:
+    """restricted and process, and docker when an engine and the image are there."""
+    from sandbox.docker_engine import connect
+    from sandbox.image import default_image_tag
+
+    try:
+        client = connect(timeout_s=10)
+        client.images.get(default_image_tag())
+        client.close()
+    except Exception as exc:  # noqa: BLE001 - no docker here: say so and measure the others
+        print(f"docker not measured: {exc}", file=sys.stderr)
+        return ["restricted", "process"]
+    return ["restricted", "process", "docker"]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", action="append", help="backend name (repeatable; default: restricted)")
+    parser.add_argument("--backend", action="append", help="backend name (repeatable; default: every one that can run here)")
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--throughput-runs", type=int, default=400)
     parser.add_argument("--in-flight", type=int, default=8)
     parser.add_argument("--pool-size", type=int, default=4)
     args = parser.parse_args()
     rows = []
-    for name in args.backend or ["restricted"]:
+    for name in args.backend or default_backends():
         async with create_sandbox(name, pool_size=args.pool_size) as sandbox:
 
             async def execute(sandbox=sandbox) -> str:
                 return (await sandbox.execute(CELL, handler)).stdout
 
-            rows.append(await measure(name, execute, args.runs, args.throughput_runs, args.in_flight))
+            warm = getattr(sandbox, "wait_warm", None)
+            runs, throughput_runs = (args.runs, args.throughput_runs) if warm is None else (args.runs // 4, args.throughput_runs // 4)
+            rows.append(await measure(name, execute, runs, throughput_runs, args.in_flight, warm))
     baseline_runs = max(20, args.runs // 4)
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as workdir:
         link_runner(workdir)
         baselines = [
-            await measure("fresh runner per execution", lambda: fresh_runner_execution(workdir), baseline_runs, baseline_runs * 2, args.in_flight),
-            await measure("python -c per execution", python_c_execution, baseline_runs, baseline_runs * 2, args.in_flight),
-        ]
-    print(f"{'execution':32} {'median ms':>10} {'p95 ms':>10} {'exec/s @' + str(args.in_flight):>12}")
+            await measure(
+                f"fresh {mode} runner per execution", functools.partial(fresh_runner_execution, workdir, mode),
+                baseline_runs, baseline_runs * 2, args.in_flight,
+            )
+            for mode in ("restricted", "plain")
+        ]  # fmt: skip
+        baselines.append(await measure("python -c per execution", python_c_execution, baseline_runs, baseline_runs * 2, args.in_flight))
+    print(f"{'execution':38} {'median ms':>10} {'p95 ms':>10} {'exec/s @' + str(args.in_flight):>12}")
     for row in rows + baselines:
-        print(f"{row['name']:32} {row['median_ms']:10.2f} {row['p95_ms']:10.2f} {row['per_s']:12.1f}")
+        print(f"{row['name']:38} {row['median_ms']:10.2f} {row['p95_ms']:10.2f} {row['per_s']:12.1f}")
     print()
     for row in rows:
         for base in baselines:

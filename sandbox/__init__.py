@@ -1,14 +1,22 @@
 """Running code cells in isolation: the `Sandbox` interface, its backends and their protocol.
 
-`create_sandbox("restricted", limits)` gives a backend; `await sandbox.execute(cell, tools)`
-runs a `Cell` and returns an `ExecutionResult`, sending the code's HTTP calls to `tools`.
+`create_sandbox("restricted" | "process" | "docker", limits)` gives a backend;
+`await sandbox.execute(cell, tools)` runs a `Cell` and returns an `ExecutionResult`,
+sending the code's HTTP calls to `tools`. `AuditedSandbox` wraps any backend and records
+every execution in the run's audit database.
 """
 
+from sandbox.audit import AUDIT_DB_NAME, AuditedSandbox, AuditFilter, AuditRecord, AuditStore
 from sandbox.base import Sandbox, available_backends, create_sandbox, register_backend
 from sandbox.protocol import ApiCall, Cell, ExecutionResult, SandboxLimits, ToolHandler, ToolRequest, ToolResponse
 
 __all__ = [
+    "AUDIT_DB_NAME",
     "ApiCall",
+    "AuditFilter",
+    "AuditRecord",
+    "AuditStore",
+    "AuditedSandbox",
     "Cell",
     "ExecutionResult",
     "Sandbox",

@@ -1,8 +1,9 @@
-"""`python -m sandbox run --backend restricted FILE [--timeout S] [--allow URL_PREFIX ...]`.
+"""`python -m sandbox run --backend restricted|process|docker FILE [...]` and `python -m sandbox build-image`.
 
-Runs FILE as one cell and prints one JSON object (the `ExecutionResult`). Exit status:
-0 when the code ran, 1 when it failed, 2 on a usage error. Without `--allow` every HTTP
-call is refused; with it, calls under those prefixes go through the tool gateway.
+`run` runs FILE as one cell and prints one JSON object (the `ExecutionResult`). Exit
+status: 0 when the code ran, 1 when it failed, 2 on a usage error. Without `--allow`
+every HTTP call is refused; with it, calls under those prefixes go through the tool
+gateway. `build-image` builds the docker backend's image (see `sandbox.image`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import typer
 from codetool.errors import CodeToolError, ConfigError
 from codetool.logging import configure_logging
 from sandbox.base import available_backends, create_sandbox
+from sandbox.image import ImageRecipe, build_image
 from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run code in a CodeTool sandbox.")
@@ -43,7 +45,7 @@ async def _tool_handler(allow: list[str]) -> AsyncIterator[ToolHandler | None]:
 
 
 async def _run(backend: str, code: str, limits: SandboxLimits, allow: list[str]) -> ExecutionResult:
-    async with _tool_handler(allow) as tools, create_sandbox(backend, limits) as sandbox:
+    async with _tool_handler(allow) as tools, create_sandbox(backend, limits, pool_size=1) as sandbox:
         return await sandbox.execute(Cell(code=code), tools)
 
 
@@ -76,6 +78,23 @@ def run(
         result = ExecutionResult(ok=False, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, backend=backend)
     typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
     raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("build-image")
+def build_image_command(
+    offline: bool = typer.Option(None, "--offline/--registry", help="force the offline (debootstrap) or the registry build"),
+    force: bool = typer.Option(False, help="rebuild even if the image for this runner exists"),
+    cache_dir: Path = typer.Option(None, help="where the offline root filesystem is cached [~/.cache/codetool]"),
+) -> None:
+    """Build the docker backend's image for the current runner (nothing to do when it exists)."""
+    configure_logging(level="INFO")
+    recipe = ImageRecipe() if cache_dir is None else ImageRecipe(cache_dir=cache_dir)
+    try:
+        outcome = build_image(recipe, offline=offline, force=force)
+    except CodeToolError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{outcome.tag} {'built FROM ' + outcome.base if outcome.built else 'already up to date'}")
 
 
 if __name__ == "__main__":

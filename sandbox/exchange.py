@@ -144,11 +144,15 @@ def _text(value: Any, limit: int) -> str:
     return truncate(value if isinstance(value, str) else "", limit)
 
 
+def _bounded_output(value: Any, limit: int) -> tuple[str, bool]:
+    """The output cut to `limit` UTF-8 bytes, and whether it had to be cut."""
+    encoded = (value if isinstance(value, str) else "").encode("utf-8", errors="replace")
+    return encoded[:limit].decode("utf-8", errors="ignore"), len(encoded) > limit
+
+
 def _checked_result(message: Message, limits: SandboxLimits, calls: ToolCallServer, backend: str, duration_s: float) -> ExecutionResult:
-    stdout = message.get("stdout") if isinstance(message.get("stdout"), str) else ""
-    encoded = stdout.encode("utf-8", errors="replace")
-    truncated = bool(message.get("stdout_truncated")) or len(encoded) > limits.output_bytes
-    stdout = encoded[: limits.output_bytes].decode("utf-8", errors="ignore")
+    stdout, cut = _bounded_output(message.get("stdout"), limits.output_bytes)
+    truncated = bool(message.get("stdout_truncated")) or cut
     ok = message.get("ok") is True
     error = " ".join(_text(message.get("error"), _ERROR_CHARS).split()) or None
     error_type = _text(message.get("error_type"), 100) or None
@@ -162,6 +166,7 @@ def _checked_result(message: Message, limits: SandboxLimits, calls: ToolCallServ
     return ExecutionResult(
         ok=ok,
         stdout=stdout,
+        stderr=_bounded_output(message.get("stderr"), limits.output_bytes)[0],
         error=None if ok else error,
         error_type=None if ok else error_type,
         traceback=None if ok else _text(message.get("traceback"), _TRACEBACK_CHARS) or None,

@@ -1,10 +1,12 @@
 """Host side of the runner's fork server: start it, get one fresh child per execution, clean up.
 
-The server (`python -m runner --fork-server SOCKET`) runs with a scrubbed environment in a
-private temporary directory (which links to the runner package and holds the socket). Connecting to its socket forks a child that says `ready`
-with its pid; that pid is also the child's process group, which is what gets killed when
-an execution overruns or is cancelled. A server that died is started again on the next
-connection.
+The host makes the listening Unix socket in a private temporary directory and hands it
+to the server (`python -m runner --listen-fd FD`), which runs with a scrubbed environment,
+by default straight from that directory (which links to the runner package); a backend
+may start it another way (inside bubblewrap, say) with its own `Launcher`. Connecting to
+the socket gets a child that says `ready` with its pid; that pid is also the child's
+process group, which is what gets killed when an execution overruns or is cancelled. A
+server that died is started again on the next connection.
 """
 
 from __future__ import annotations
@@ -15,17 +17,24 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
+import struct
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from codetool.errors import SandboxError
 from sandbox.channel import ChannelError, read_message, ready_pid
+from sandbox.owner import owner_gone, owner_token
 
 RUNNER_PACKAGE = Path(__file__).resolve().parent / "runner"
 _STDERR_LINES = 20
+_BACKLOG = 64
+_DIR_PREFIX = "codetool-runner-"
+_PID = struct.Struct("=i")
 
 
 def scrubbed_environment(workdir: str) -> dict[str, str]:
@@ -56,6 +65,73 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def remove_stale_server_dirs() -> None:
+    """Delete the server directories that processes which no longer run left in the temp dir."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if name.startswith(_DIR_PREFIX):
+            token = ":".join(name.removeprefix(_DIR_PREFIX).split("_")[:3])
+            if owner_gone(token):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ServerDirs:
+    """The host-side directories of one fork server, all under one private temporary `root`."""
+
+    root: str
+
+    @property
+    def home(self) -> str:
+        """Holds only the link to the runner package (the server's directory when run directly)."""
+        return os.path.join(self.root, "home")
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.root, "runner.sock")
+
+    @property
+    def work(self) -> str:
+        """Where children work when the server runs directly on the host."""
+        return os.path.join(self.root, "work")
+
+    @classmethod
+    def create(cls) -> ServerDirs:
+        """Make the directories, after removing those of fork servers whose host process is gone."""
+        remove_stale_server_dirs()
+        owner = owner_token().replace(":", "_")
+        dirs = cls(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{owner}_"))
+        os.chmod(dirs.root, 0o711)  # children that run as another uid reach `work` through it
+        os.mkdir(dirs.home)
+        os.mkdir(dirs.work)
+        link_runner(dirs.home)
+        return dirs
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a fork server: the command, and the directory it starts in."""
+
+    argv: list[str]
+    cwd: str
+    pid_namespace: bool = False
+    """The server runs in a pid namespace of its own: its children's pids mean nothing here."""
+
+
+Launcher = Callable[[ServerDirs, int], Launch]
+"""Given the server's directories and the inherited listening socket's fd, how to start it."""
+
+
+def direct_launcher(mode: str, spares: int, *runner_options: str) -> Launcher:
+    """Start `python -m runner` directly, in the directory holding the runner link."""
+
+    def launch(dirs: ServerDirs, listen_fd: int) -> Launch:
+        argv = [sys.executable, "-m", "runner", "--mode", mode, "--listen-fd", str(listen_fd), "--spares", str(spares)]
+        return Launch([*argv, *runner_options], dirs.home)
+
+    return launch
+
+
 @dataclass(eq=False)
 class Child:
     """One forked runner: the two ends of its channel, and its pid (= process group) once it said `ready`."""
@@ -73,13 +149,25 @@ class Child:
 class ForkServer:
     """Owns one fork-server process in `mode` and hands out fresh children."""
 
-    def __init__(self, mode: str, *, spares: int = 2, start_timeout_s: float = 30.0, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        spares: int = 2,
+        start_timeout_s: float = 30.0,
+        connect_timeout_s: float = 10.0,
+        launcher: Launcher | None = None,
+    ) -> None:
         self.mode = mode
         self.spares = spares
         self.start_timeout_s = start_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.launcher = launcher or direct_launcher(mode, spares)
+        self._launch = Launch([], "")
+        self.ready_message: dict[str, Any] = {}
+        """The server's `ready` message (a confining server says there which layers work)."""
         self._process: asyncio.subprocess.Process | None = None
-        self._workdir: str | None = None
+        self._dirs: ServerDirs | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._stderr_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -93,8 +181,8 @@ class ForkServer:
 
     @property
     def socket_path(self) -> str:
-        assert self._workdir is not None
-        return os.path.join(self._workdir, "runner.sock")
+        assert self._dirs is not None
+        return self._dirs.socket
 
     async def start(self) -> None:
         """Start the server unless it is running; `SandboxError` if it does not come up."""
@@ -104,26 +192,35 @@ class ForkServer:
             if self._process is not None:  # it died: clean up before the next one
                 self.restarts += 1
                 await self._stop_process()
-            if self._workdir is None:
-                self._workdir = tempfile.mkdtemp(prefix="codetool-runner-")
-                link_runner(self._workdir)
+            if self._dirs is None:
+                self._dirs = ServerDirs.create()
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.socket_path)
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "runner", "--mode", self.mode, "--fork-server", self.socket_path,
-                "--spares", str(self.spares),
-                cwd=self._workdir,
-                env=scrubbed_environment(self._workdir),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )  # fmt: skip
+                os.unlink(self._dirs.socket)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+                listener.bind(self._dirs.socket)
+                os.chmod(self._dirs.socket, 0o600)
+                listener.listen(_BACKLOG)
+                launch = self._launch = self.launcher(self._dirs, listener.fileno())
+                try:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *launch.argv,
+                        cwd=launch.cwd,
+                        env=scrubbed_environment(self._dirs.home),
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE,
+                        start_new_session=True,
+                        pass_fds=(listener.fileno(),),
+                    )
+                except OSError as exc:
+                    raise SandboxError(f"the {self.mode} runner could not be started ({launch.argv[0]}): {exc}") from None
             self._stderr_task = asyncio.create_task(self._keep_stderr(self._process.stderr))
             try:
                 assert self._process.stdout is not None
                 async with asyncio.timeout(self.start_timeout_s):
-                    ready_pid(await read_message(self._process.stdout))
+                    message = await read_message(self._process.stdout)
+                    ready_pid(message)
+                    self.ready_message = message
             except (TimeoutError, ChannelError) as exc:
                 await self._stop_process()
                 raise SandboxError(f"the {self.mode} runner did not start: {exc or 'timed out'}; stderr: {self.stderr_tail() or '-'}") from None
@@ -152,10 +249,18 @@ class ForkServer:
         finally:
             self._children.discard(child)
             if not child.finished and child.pid is not None:
-                kill_group(child.pid)
+                self._kill_child(child.pid)
             child.writer.close()
             with contextlib.suppress(Exception):
                 await child.writer.wait_closed()
+
+    def _kill_child(self, pid: int) -> None:
+        if not self._launch.pid_namespace:
+            kill_group(pid)
+            return
+        process = self._process
+        if process is not None and process.stdin is not None and not process.stdin.is_closing():
+            process.stdin.write(_PID.pack(pid))  # the server kills it (a dead server took its namespace with it)
 
     async def _connect(self) -> Child:
         for attempt in (1, 2):
@@ -195,9 +300,9 @@ class ForkServer:
         """Kill every child still running, stop the server, remove its directory."""
         for child in list(self._children):
             if child.pid is not None:
-                kill_group(child.pid)
+                self._kill_child(child.pid)
         async with self._lock:
             await self._stop_process()
-            if self._workdir is not None:
-                shutil.rmtree(self._workdir, ignore_errors=True)
-                self._workdir = None
+            if self._dirs is not None:
+                shutil.rmtree(self._dirs.root, ignore_errors=True)
+                self._dirs = None

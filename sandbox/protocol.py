@@ -92,6 +92,8 @@ class ExecutionResult(BaseModel):
 
     ok: bool
     stdout: str = ""
+    stderr: str = ""
+    """What the code wrote to `sys.stderr` (bounded like stdout; never fed back to a model)."""
     error: str | None = None
     """One line: `ExceptionType: message` for code errors, or what the sandbox ended and why."""
     error_type: str | None = None

@@ -11,40 +11,14 @@ the host's hard deadline, which kills the child's process group.
 
 from __future__ import annotations
 
-import asyncio
-
-from codetool.errors import ConfigError
-from sandbox.base import Sandbox, register_backend
-from sandbox.exchange import run_exchange
-from sandbox.forkserver import ForkServer
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from sandbox.base import register_backend
+from sandbox.forked import ForkedSandbox
+from sandbox.protocol import SandboxLimits
 
 
 @register_backend("restricted")
-class RestrictedSandbox(Sandbox):
+class RestrictedSandbox(ForkedSandbox):
     """Runs cells under RestrictedPython in fresh forked children of one warm runner."""
 
     def __init__(self, limits: SandboxLimits | None = None, *, pool_size: int = 4, start_timeout_s: float = 30.0) -> None:
-        super().__init__(limits)
-        if pool_size < 1:
-            raise ConfigError(f"restricted sandbox: pool_size must be >= 1, got {pool_size}")
-        self.pool_size = pool_size
-        self._server = ForkServer("restricted", spares=pool_size, start_timeout_s=start_timeout_s)
-        self._slots = asyncio.Semaphore(pool_size)
-
-    @property
-    def server(self) -> ForkServer:
-        """The fork server (its pid and restart count are useful to monitoring and tests)."""
-        return self._server
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    async def aclose(self) -> None:
-        await self._server.aclose()
-
-    async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
-        async with self._slots, self._server.child() as child:
-            outcome = await run_exchange(child.reader, child.writer, cell, self.limits, tools, self.name, child.on_ready)
-            child.finished = outcome.finished
-            return outcome.result
+        super().__init__(limits, "restricted", pool_size=pool_size, start_timeout_s=start_timeout_s)

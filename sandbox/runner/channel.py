@@ -1,6 +1,6 @@
 """The wire protocol between the host and the in-sandbox runner (standard library only).
 
-Every backend (`restricted`, and later `process` and `docker`) talks to the same runner
+Every backend (`restricted`, `process` and `docker`) talks to the same runner
 through a pair of byte streams: the runner reads frames on one (its fd 0) and writes
 frames on the other (its fd 1). A frame is a 4-byte big-endian unsigned length followed
 by that many bytes of UTF-8 JSON holding one object with a string field `type`.
@@ -17,8 +17,9 @@ One execution is one conversation:
                                     data, timeout}                 (zero or more)
     host -> runner  http_response  {call_id, status, headers, body, error}
                                                                    (one per request)
-    runner -> host  result         {ok, stdout, stdout_truncated, error, error_type,
-                                    traceback, timed_out, duration_s, peak_memory_kb}
+    runner -> host  result         {ok, stdout, stdout_truncated, stderr, error,
+                                    error_type, traceback, timed_out, duration_s,
+                                    peak_memory_kb}
 
 `pid` in `ready` is the runner's process id (also its process group: the host kills the
 group when the execution overruns). `http_response.error` is set, with a one-line

@@ -35,6 +35,7 @@ class CellRun:
         self.limits = limits
         self.guard = LimitGuard(limits)
         self.output = CappedOutput(limits.output_bytes, self.guard)
+        self.errors = CappedOutput(limits.output_bytes, self.guard)
         # a JSON round trip gives the code its own copies of the preset values
         self.preset = json.loads(json.dumps(message.get("preset") or {}))
         self.current = CODE_FILENAME
@@ -43,17 +44,17 @@ class CellRun:
         """Execute everything and return the `result` message."""
         started = time.perf_counter()
         failure: BaseException | None = None
-        saved_stdout = sys.stdout
+        saved_stdout, saved_stderr = sys.stdout, sys.stderr
         namespace: dict[str, Any] = {}
         try:
             try:
                 compiled = self._compile_all()
                 namespace = self.engine.new_globals(self.output, self.preset)
-                sys.stdout = self.output
+                sys.stdout, sys.stderr = self.output, self.errors
                 self.guard.arm()
                 for filename, code in compiled:
                     self.current = filename
-                    self.output.muted = filename != CODE_FILENAME
+                    self.output.muted = self.errors.muted = filename != CODE_FILENAME
                     exec(code, namespace)
             finally:
                 self.guard.disarm()
@@ -61,7 +62,7 @@ class CellRun:
             self.guard.disarm()
             failure = exc
         finally:
-            sys.stdout = saved_stdout
+            sys.stdout, sys.stderr = saved_stdout, saved_stderr
         # drop what the code built before describing the outcome: it may be what used the memory
         namespace.clear()
         if self.guard.first_hit is not None:
@@ -78,6 +79,7 @@ class CellRun:
             "ok": failure is None,
             "stdout": self.output.getvalue(),
             "stdout_truncated": self.output.truncated,
+            "stderr": self.errors.getvalue(),
             "error": None,
             "error_type": None,
             "traceback": None,

@@ -1,68 +1,146 @@
 """The fork server: a warm runner that keeps pre-forked children ready, one per execution.
 
 The server imports everything, builds the engine, then forks `spares` children and keeps
-that many waiting. A waiting child accepts one connection on the server's Unix socket,
-tells the server (which forks its replacement), moves into its own process group and
-holds one ordinary conversation on that connection as fd 0/1 (`worker.serve_one`), then
-exits. Each child starts from the server's state: modules imported and the engine built,
-nothing of any earlier execution. The server exits, killing its waiting children, when
-the host closes its stdin (the control pipe); waiting children stay in the server's
-process group, so killing that group also clears them.
+that many waiting. A waiting child applies its confinement (`confine`), accepts one
+connection on the server's Unix socket, tells the server (which forks its replacement),
+moves into its own process group and holds one ordinary conversation on that connection
+as fd 0/1 (`worker.serve_one`), then exits. Each child starts from the server's state:
+modules imported and the engine built, nothing of any earlier execution. The server
+exits, killing its waiting children, when the host closes its stdin (the control pipe);
+waiting children stay in the server's process group, so killing that group also clears
+them. The host may also write 4-byte pids on that pipe: the server then kills those
+children (a host asks when the server runs in a pid namespace of its own, where the
+pids it was told mean nothing to the host).
+
+With per-child uids (a server started as root), a child's uid is given back only once
+every process left with that uid has been killed, so nothing a child started outlives
+it into the next execution; the fallback per-child working directory is deleted then too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import select
 import signal
 import socket
 import struct
+from collections.abc import Callable
 
+from . import audit_hook, confine
 from .channel import PROTOCOL_VERSION, READY, write_frame
 from .engines import Engine
 from .worker import serve_one
 
 _BACKLOG = 64
 _REAP_EVERY_S = 1.0
+_STARVED_WAIT_S = 0.02
+"""How soon to look again when no uid is free for a new spare."""
+_KILL_ROUNDS = 100
 _PID = struct.Struct("=i")
-_WARM_UP = "import json, re, datetime\nprint(json.dumps({'when': str(datetime.datetime.strptime('2024', '%Y'))}))\n"
+_WARM_UP = "import json, re, datetime, encodings.idna\nprint(json.dumps({'when': str(datetime.datetime.strptime('2024', '%Y'))}))\n"
+
+
+def listen_on_path(socket_path: str) -> socket.socket:
+    """A listening Unix socket at `socket_path`, reachable by its owner only."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    os.chmod(socket_path, 0o600)
+    listener.listen(_BACKLOG)
+    return listener
+
+
+def _uid_has_processes(uid: int) -> bool:
+    """Whether a process visible here runs as `uid` (cheap in a pid namespace of our own)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status", "rb") as handle:
+                    status = handle.read()
+            except OSError:
+                return True  # it vanished while we looked: it may have forked on its way out
+            if int(status.split(b"\nUid:", 1)[1].split()[0]) == uid:
+                return True
+    return False
+
+
+def kill_uid(uid: int, *, look_first: bool = False) -> None:
+    """SIGKILL every process running as `uid`, from a helper that takes that uid (root only).
+
+    `look_first`: skip the helper when /proc shows no such process (worth it only where
+    /proc lists few processes, i.e. in a pid namespace of the server's own).
+    """
+    if look_first and not _uid_has_processes(uid):
+        return
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            for _ in range(_KILL_ROUNDS):  # again, until nothing was left to signal (a fork bomb races us)
+                os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            status = 0
+        finally:
+            os._exit(status)
+    os.waitpid(pid, 0)
 
 
 class _Server:
-    def __init__(self, socket_path: str, engine: Engine, spares: int, control_in: int) -> None:
+    def __init__(self, listener: socket.socket, engine: Engine, spares: int, control_in: int, confinement: confine.Confinement) -> None:
         self.engine = engine
         self.spares = spares
         self.control_in = control_in
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(socket_path)
-        os.chmod(socket_path, 0o600)
-        self.listener.listen(_BACKLOG)
+        self.listener = listener
+        self.confinement = confinement
         self.taken_r, self.taken_w = os.pipe()
+        self.read_roots = audit_hook.python_roots()
         self.waiting: set[int] = set()
+        self.children: set[int] = set()
+        self.uid_of: dict[int, int] = {}
+        self.control_buffer = b""
+        base = confinement.uid_base or 0
+        self.free_uids = list(range(base, base + confinement.uid_count)) if confinement.drops_uid else []
 
-    def fork_spare(self) -> None:
+    def fork_spare(self) -> bool:
+        """Fork one waiting child; False when every uid is in use (try again soon)."""
+        uid = None
+        if self.confinement.drops_uid:
+            if not self.free_uids:
+                return False
+            uid = self.free_uids.pop(0)
         pid = os.fork()
         if pid == 0:
-            self._spare()
+            self._spare(uid)
         self.waiting.add(pid)
+        self.children.add(pid)
+        if uid is not None:
+            self.uid_of[pid] = uid
+        return True
 
-    def _spare(self) -> None:
+    def _spare(self, uid: int | None) -> None:
         """Body of a waiting child: never returns."""
         status = 1
         try:
             os.close(self.taken_r)
+            workdir = confine.enter(self.confinement, uid)
             # a blocking accept: the kernel wakes one waiting child per connection
             connection, _ = self.listener.accept()
             os.write(self.taken_w, _PID.pack(os.getpid()))
             os.setpgid(0, 0)  # its own group, which the host kills on overrun
-            self._become_worker(connection)
+            lock_down = None
+            if self.confinement.audit_hook:
+                lock_down = functools.partial(audit_hook.install, workdir or os.getcwd(), self.read_roots)
+            self._become_worker(connection, lock_down)
             status = 0
         finally:
             os._exit(status)
 
-    def _become_worker(self, connection: socket.socket) -> None:
+    def _become_worker(self, connection: socket.socket, lock_down: Callable[[], None] | None) -> None:
         os.close(self.taken_w)
         self.listener.close()
         fd = connection.detach()
@@ -72,23 +150,49 @@ class _Server:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
-        serve_one(0, 1, self.engine)
+        serve_one(0, 1, self.engine, lock_down)
 
-    def run(self, control_out: int) -> None:
+    def run(self, control_out: int, layers: dict[str, str]) -> None:
         for _ in range(self.spares):
             self.fork_spare()
-        write_frame(control_out, {"type": READY, "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "mode": self.engine.mode})
+        ready = {"type": READY, "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "mode": self.engine.mode, "layers": layers}
+        write_frame(control_out, ready)
+        starved = False
         while True:
-            readable, _, _ = select.select([self.control_in, self.taken_r], [], [], _REAP_EVERY_S)
-            if self.control_in in readable and not os.read(self.control_in, 4096):
+            wait_s = _STARVED_WAIT_S if starved else _REAP_EVERY_S
+            readable, _, _ = select.select([self.control_in, self.taken_r], [], [], wait_s)
+            if self.control_in in readable and not self._read_control():
                 return
             if self.taken_r in readable:
                 data = os.read(self.taken_r, _PID.size * 64)
                 for (pid,) in _PID.iter_unpack(data[: len(data) - len(data) % _PID.size]):
                     self.waiting.discard(pid)
             self._reap()
-            while len(self.waiting) < self.spares:
-                self.fork_spare()
+            starved = False
+            while len(self.waiting) < self.spares and not starved:
+                starved = not self.fork_spare()
+
+    def _read_control(self) -> bool:
+        """Kill the children the host names (4-byte pids); False at end of file (time to exit)."""
+        data = os.read(self.control_in, 4096)
+        if not data:
+            return False
+        self.control_buffer += data
+        whole = len(self.control_buffer) - len(self.control_buffer) % _PID.size
+        for (pid,) in _PID.iter_unpack(self.control_buffer[:whole]):
+            self.kill_child(pid)
+        self.control_buffer = self.control_buffer[whole:]
+        return True
+
+    def kill_child(self, pid: int) -> None:
+        """SIGKILL one of our children, its process group, and (own uid) everything it started."""
+        if pid not in self.children:
+            return
+        for kill in (os.killpg, os.kill):  # the group exists once the child took its connection
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                kill(pid, signal.SIGKILL)
+        if pid in self.uid_of:
+            kill_uid(self.uid_of[pid], look_first=self.confinement.own_pid_namespace)
 
     def _reap(self) -> None:
         """Collect exited children; a waiting child that died is forgotten (and replaced)."""
@@ -100,6 +204,15 @@ class _Server:
             if pid == 0:
                 return
             self.waiting.discard(pid)
+            self.children.discard(pid)
+            self._clean_up_after(pid)
+
+    def _clean_up_after(self, pid: int) -> None:
+        uid = self.uid_of.pop(pid, None)
+        if uid is not None:
+            kill_uid(uid, look_first=self.confinement.own_pid_namespace)
+            self.free_uids.append(uid)
+        confine.remove_child_workdir(self.confinement, pid)
 
 
 def _warm_up(engine: Engine) -> None:
@@ -108,18 +221,25 @@ def _warm_up(engine: Engine) -> None:
     engine.compile(_WARM_UP, "<warm-up>")
 
 
-def serve_forever(socket_path: str, engine: Engine, spares: int, control_in: int = 0, control_out: int = 1) -> None:
-    """Serve executions on `socket_path` until `control_in` reaches end of file."""
+def serve_forever(
+    listener: socket.socket,
+    engine: Engine,
+    spares: int,
+    confinement: confine.Confinement | None = None,
+    control_in: int = 0,
+    control_out: int = 1,
+) -> None:
+    """Serve executions on `listener` until `control_in` reaches end of file."""
+    confinement = confinement or confine.Confinement()
     _warm_up(engine)
-    server = _Server(socket_path, engine, max(1, spares), control_in)
+    layers = confine.probe(confinement)
+    server = _Server(listener, engine, max(1, spares), control_in, confinement.keeping(layers))
     gc.collect()
     gc.freeze()  # keep the pages shared with the children shared
     try:
-        server.run(control_out)
+        server.run(control_out, layers)
     finally:
-        server.listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(socket_path)
+        listener.close()
         for pid in server.waiting:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+from collections.abc import Callable
 from typing import Any
 
 from . import requests_shim
@@ -23,8 +24,11 @@ class HostTransport:
         self.max_calls = max_calls
         self.guard = guard
         self.calls = 0
+        self.owner = os.getpid()
 
     def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        if os.getpid() != self.owner:
+            raise requests_shim.exceptions.ConnectionError("HTTP calls are only possible from the process that runs the cell")
         if self.guard.first_hit is not None:
             raise self.guard.first_hit
         if self.calls >= self.max_calls:
@@ -56,10 +60,14 @@ def _take_channel(fd_in: int, fd_out: int) -> tuple[int, int]:
     return channel_in, channel_out
 
 
-def serve_one(fd_in: int, fd_out: int, engine: Engine) -> None:
-    """Hold one conversation on `fd_in`/`fd_out` and run the cell it carries."""
+def serve_one(fd_in: int, fd_out: int, engine: Engine, lock_down: Callable[[], None] | None = None) -> None:
+    """Hold one conversation on `fd_in`/`fd_out` and run the cell it carries.
+
+    `lock_down` runs after the runner's own set-up, right before the code (an audit hook).
+    """
     channel_in, channel_out = _take_channel(fd_in, fd_out)
-    write_frame(channel_out, {"type": READY, "protocol": PROTOCOL_VERSION, "pid": os.getpid(), "mode": engine.mode})
+    owner = os.getpid()
+    write_frame(channel_out, {"type": READY, "protocol": PROTOCOL_VERSION, "pid": owner, "mode": engine.mode})
     message = read_frame(channel_in)
     if message["type"] != EXEC:
         raise ChannelError(f"expected an exec message, got {message['type']!r}")
@@ -67,7 +75,11 @@ def serve_one(fd_in: int, fd_out: int, engine: Engine) -> None:
     apply_rlimits(limits)
     run = CellRun(engine, message, limits)
     requests_shim.install_transport(HostTransport(channel_in, channel_out, limits.max_api_calls, run.guard))
+    if lock_down is not None:
+        lock_down()
     result = run.run()
+    if os.getpid() != owner:  # a process the code forked: only the runner itself answers
+        os._exit(0)
     try:
         write_frame(channel_out, result)
     except ChannelClosed:

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from sandbox.image import default_image_tag
+
+from .conftest import open_sandbox_options, require_docker
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -95,3 +99,22 @@ async def test_allowed_calls_go_through_the_tool_gateway(tmp_path: Path, api_ser
         (f"{api_server}/3/search/movie", 200),
         (f"{api_server}/elsewhere", None),
     ]
+
+
+async def test_every_backend_runs_a_file(tmp_path: Path, backend: str) -> None:
+    open_sandbox_options(backend, pool_size=1)  # docker: skip or fail here when it cannot run
+    code, stdout, _ = await _cli(_script(tmp_path, "import json\nprint(json.dumps({'backend': 'ok'}))\n"), "--backend", backend)
+    assert code == 0
+    result = json.loads(stdout)
+    assert (result["ok"], result["stdout"], result["backend"]) == (True, '{"backend": "ok"}\n', backend)
+
+
+@pytest.mark.docker
+async def test_build_image_is_idempotent() -> None:
+    require_docker()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "build-image", cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    stdout, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0
+    assert stdout.decode().strip() == f"{default_image_tag()} already up to date"

@@ -4,51 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
-from collections.abc import AsyncIterator, Callable
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from sandbox import Cell, SandboxLimits, ToolRequest, ToolResponse, create_sandbox
+from sandbox.forkserver import ServerDirs
 from sandbox.restricted import RestrictedSandbox
 
+from .host_state import WAIT_S, processes, until
 from .tool_handlers import RecordingHandler
-
-WAIT_S = 10.0
-
-
-def _processes() -> dict[int, tuple[str, int, int]]:
-    """pid -> (state, parent pid, process group) for every process we can see."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            state, ppid, pgid = stat.rsplit(")", 1)[1].split()[:3]
-            found[int(entry)] = (state, int(ppid), int(pgid))
-    return found
 
 
 def _children(pid: int) -> dict[int, int]:
     """Live children of `pid` -> their process group."""
-    return {child: pgid for child, (state, ppid, pgid) in _processes().items() if ppid == pid and state != "Z"}
+    return {child: p.pgid for child, p in processes().items() if p.ppid == pid and p.state != "Z"}
 
 
 def _alive(pid: int) -> bool:
-    info = _processes().get(pid)
-    return info is not None and info[0] != "Z"
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while not condition():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"gave up waiting for {what}") from None
+    info = processes().get(pid)
+    return info is not None and info.state != "Z"
 
 
 def _busy_child(sandbox: RestrictedSandbox) -> int:
@@ -74,14 +56,14 @@ async def test_the_server_runs_with_a_scrubbed_environment(restricted: Restricte
 
 async def test_children_are_forked_ahead_of_time(restricted: RestrictedSandbox) -> None:
     server = restricted.server.pid
-    await _until(lambda: len(_children(server)) == 3, "three waiting children")
+    await until(lambda: len(_children(server)) == 3, "three waiting children")
     assert set(_children(server).values()) == {server}  # waiting children stay in the server's group
 
 
 async def test_a_dead_server_is_replaced(restricted: RestrictedSandbox) -> None:
     old = restricted.server.pid
     os.kill(old, signal.SIGKILL)
-    await _until(lambda: restricted.server.pid is None, "the server to be seen dead")
+    await until(lambda: restricted.server.pid is None, "the server to be seen dead")
     result = await restricted.execute(Cell(code="print('back')"))
     assert result.ok and result.stdout == "back\n"
     assert restricted.server.pid not in (None, old)
@@ -114,7 +96,7 @@ async def test_a_child_that_ignores_its_timeout_is_killed(restricted: Restricted
     restricted.limits = SandboxLimits(timeout_s=0.5)
     result = await restricted.execute(Cell(code=code), spy)
     assert result.timed_out
-    await _until(lambda: not _alive(pids[0]), "the runaway child to be gone")
+    await until(lambda: not _alive(pids[0]), "the runaway child to be gone")
 
 
 async def test_a_cancelled_execution_kills_its_child(restricted: RestrictedSandbox) -> None:
@@ -126,7 +108,7 @@ async def test_a_cancelled_execution_kills_its_child(restricted: RestrictedSandb
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    await _until(lambda: not _alive(child), "the cancelled child to be gone")
+    await until(lambda: not _alive(child), "the cancelled child to be gone")
 
 
 async def test_aclose_leaves_no_process_behind() -> None:
@@ -143,4 +125,19 @@ async def test_aclose_leaves_no_process_behind() -> None:
     await sandbox.aclose()
     result = await asyncio.wait_for(running, WAIT_S)
     assert not result.ok
-    await _until(lambda: not any(_alive(pid) for pid in owned), "every process to be gone")
+    await until(lambda: not any(_alive(pid) for pid in owned), "every process to be gone")
+
+
+def test_directories_left_by_ended_processes_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    stale = tmp_path / f"codetool-runner-{socket.gethostname()}_{ended.stdout.strip()}_0_abcd"
+    foreign = tmp_path / "codetool-runner-elsewhere_1_1_abcd"
+    for directory in (stale, foreign):
+        directory.mkdir()
+    dirs = ServerDirs.create()
+    try:
+        assert Path(dirs.root).parent == tmp_path
+        assert not stale.exists() and foreign.exists()
+    finally:
+        shutil.rmtree(dirs.root)

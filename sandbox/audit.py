@@ -1,0 +1,173 @@
+"""The execution audit log: `AuditedSandbox` records every execution of the backend it wraps.
+
+Each execution becomes one row in the run's SQLite database (`sandbox.audit_store`) and,
+when a JSON-lines path is given, one structlog JSON line: run, query and node (from the
+cell's tags), backend, code and its sha256, stdout/stderr (capped), status, error,
+duration, peak memory, and every API call made through the gateway. Writes go through
+one thread of the wrapper's own, so the event loop never waits on the disk; the result is
+returned unchanged. A record that cannot be written is logged as an error and counted in
+`write_failures`; the execution itself is not failed for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+
+from codetool.errors import CodeToolError, SandboxError
+from codetool.text import truncate
+from sandbox.audit_store import AUDIT_DB_NAME, AuditedApiCall, AuditFilter, AuditRecord, AuditStore
+from sandbox.base import Sandbox
+from sandbox.protocol import Cell, ExecutionResult, ToolHandler
+
+AUDIT_OUTPUT_CHARS = 64_000
+"""stdout, stderr and traceback are stored up to this many characters each."""
+JSONL_EVENT = "sandbox.execution"
+
+log = structlog.get_logger(__name__)
+
+__all__ = ["AUDIT_DB_NAME", "AuditFilter", "AuditRecord", "AuditStore", "AuditedApiCall", "AuditedSandbox", "audit_record"]
+
+
+class _AppendOnlyLines:
+    """A structlog logger that appends each rendered line with a single write (O_APPEND)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def msg(self, message: str) -> None:
+        os.write(self._fd, message.encode("utf-8") + b"\n")
+
+    info = msg
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _status(result: ExecutionResult) -> str:
+    if result.ok:
+        return "ok"
+    if result.timed_out:
+        return "timeout"
+    return "crash" if result.error_type == "SandboxCrash" else "error"
+
+
+def audit_record(cell: Cell, result: ExecutionResult, *, run_id: str | None, started: datetime) -> AuditRecord:
+    """The audit record of one execution (`run_id` is used when the cell's tags have none)."""
+    return AuditRecord(
+        run_id=cell.tags.get("run_id") or run_id,
+        query_id=cell.tags.get("query_id"),
+        node=cell.tags.get("node"),
+        backend=result.backend,
+        started_at=started.isoformat(),
+        code=cell.code,
+        code_sha256=hashlib.sha256(cell.code.encode("utf-8", errors="surrogatepass")).hexdigest(),
+        replay=list(cell.replay),
+        stdout=truncate(result.stdout, AUDIT_OUTPUT_CHARS),
+        stderr=truncate(result.stderr, AUDIT_OUTPUT_CHARS),
+        stdout_truncated=result.stdout_truncated,
+        status=_status(result),
+        error=result.error,
+        error_type=result.error_type,
+        traceback=truncate(result.traceback, AUDIT_OUTPUT_CHARS) if result.traceback else None,
+        duration_s=result.duration_s,
+        peak_memory_kb=result.peak_memory_kb,
+        api_call_count=len(result.api_calls),
+        api_calls=[AuditedApiCall(seq=seq, **call.model_dump()) for seq, call in enumerate(result.api_calls, 1)],
+    )
+
+
+class AuditedSandbox(Sandbox):
+    """A `Sandbox` that owns `inner` (starts and closes it) and audits each of its executions."""
+
+    name = "audited"
+
+    def __init__(
+        self,
+        inner: Sandbox,
+        db_path: str | os.PathLike[str],
+        *,
+        run_id: str | None = None,
+        jsonl_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        super().__init__(inner.limits)
+        self.inner = inner
+        self.db_path = db_path
+        self.jsonl_path = jsonl_path
+        self.run_id = run_id
+        self.write_failures = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codetool-audit")
+        self._store: AuditStore | None = None
+        self._lines: _AppendOnlyLines | None = None
+        self._jsonl: Any = None
+
+    async def start(self) -> None:
+        if self._store is None:
+            await self._in_thread(self._open)
+        await self.inner.start()
+
+    def _open(self) -> None:
+        self._store = AuditStore(self.db_path, create=True)
+        if self.jsonl_path is not None:
+            self._lines = _AppendOnlyLines(self.jsonl_path)
+            self._jsonl = structlog.wrap_logger(
+                self._lines,
+                processors=[structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.JSONRenderer(ensure_ascii=False)],
+                wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+            )
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            await self._in_thread(self._close)
+            self._thread.shutdown(wait=True)
+
+    def _close(self) -> None:
+        store, self._store = self._store, None
+        lines, self._lines = self._lines, None
+        if store is not None:
+            store.close()
+        if lines is not None:
+            lines.close()
+
+    async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
+        started = datetime.now(timezone.utc)
+        try:
+            result = await self.inner.execute(cell, tools)
+        except CodeToolError as exc:
+            kind = type(exc).__name__
+            failed = ExecutionResult(ok=False, error=f"{kind}: {exc}", error_type=kind, backend=self.inner.name)
+            await self._record(audit_record(cell, failed, run_id=self.run_id, started=started).model_copy(update={"status": "sandbox_error"}))
+            raise
+        await self._record(audit_record(cell, result, run_id=self.run_id, started=started))
+        return result
+
+    async def _record(self, record: AuditRecord) -> None:
+        try:
+            await self._in_thread(self._write, record)
+        except (OSError, CodeToolError, ValueError) as exc:
+            self.write_failures += 1
+            log.error("cannot write the execution audit log", path=str(self.db_path), error=str(exc))
+
+    def _write(self, record: AuditRecord) -> None:
+        if self._store is None:
+            raise SandboxError("the audited sandbox is not started")
+        try:
+            execution_id = self._store.insert(record)
+        except sqlite3.Error as exc:
+            raise OSError(f"sqlite: {exc}") from None
+        if self._jsonl is not None:
+            self._jsonl.info(JSONL_EVENT, **record.model_copy(update={"id": execution_id}).model_dump(mode="json"))
+
+    async def _in_thread(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -41,6 +42,9 @@ def main() -> None:
 
 def run_app(command_line: typer.Typer) -> None:
     """Run a command line; a `CodeToolError` ends it with one line on stderr and exit code 2."""
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored;
+    # Ctrl-C / `kill -INT` must still stop a run cleanly (runs resume from where they stopped).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         command_line()
     except CodeToolError as exc:

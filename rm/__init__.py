@@ -9,7 +9,7 @@ and `rm.train` (fine-tuning).
 from typing import Any
 
 from rm.client import RewardModelClient
-from rm.config import BatchingConfig, EndpointConfig, ScorerConfig, ServerConfig
+from rm.config import BatchingConfig, EndpointConfig, PrefixSharingConfig, ScorerConfig, ServerConfig
 from rm.errors import ScorerOverloadedError, ScoringInputError
 from rm.export import SftExample, SftWriter, dataset_info_entry, pair_examples, read_train_records
 from rm.labelling import LabelStats, label_trees
@@ -48,6 +48,7 @@ __all__ = [
     "LabeledPair",
     "NodeScore",
     "PathEntry",
+    "PrefixSharingConfig",
     "PriorStep",
     "RewardModelClient",
     "RewardModelServer",

@@ -16,7 +16,7 @@ import typer
 from codetool.logging import configure_logging
 from rm.commands import collect_command, label_command, train_command
 from rm.commands.common import one_error_line
-from rm.config import BatchingConfig, EndpointConfig, ScorerConfig, ServerConfig
+from rm.config import BatchingConfig, EndpointConfig, PrefixSharingConfig, ScorerConfig, ServerConfig
 from rm.scorers import create_scorer, scorer_names
 from rm.server import RewardModelServer
 
@@ -38,6 +38,17 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="most candidates in one forward pass")] = 16,
     batch_window_ms: Annotated[float, typer.Option(help="how long a request waits for others to share its pass")] = 5.0,
     max_queue: Annotated[int, typer.Option(help="most candidates waiting; more are refused with 503")] = 512,
+    prefix_sharing: Annotated[
+        bool,
+        typer.Option(
+            "--prefix-sharing/--no-prefix-sharing",
+            help="compute a long prompt prefix that candidates of one pass share only once (hf backend)",
+        ),
+    ] = True,
+    prefix_min_tokens: Annotated[int, typer.Option(help="shortest shared prefix worth its own pass")] = 256,
+    prefix_cache_tokens: Annotated[
+        int, typer.Option(help="prefix tokens whose keys/values are kept for later requests (0: none)")
+    ] = 32768,
     max_items: Annotated[int, typer.Option(help="most candidates in one /score request")] = 64,
     max_prompt_tokens: Annotated[int, typer.Option(help="longer prompts are refused with 400")] = 8192,
     answer_words: Annotated[tuple[str, str], typer.Option(help="the yes and no words")] = ("yes", "no"),
@@ -54,6 +65,9 @@ def serve(
             device=device,
             max_prompt_tokens=max_prompt_tokens,
             batching=BatchingConfig(max_batch=max_batch, window_ms=batch_window_ms, max_queue=max_queue),
+            prefix_sharing=PrefixSharingConfig(
+                enabled=prefix_sharing, min_tokens=prefix_min_tokens, cache_tokens=prefix_cache_tokens
+            ),
             endpoint=EndpointConfig(base_url=base_url, api_key=api_key),
         )
         server_config = ServerConfig(host=host, port=port, max_items=min(max_items, max_queue))

@@ -19,6 +19,27 @@ class BatchingConfig(_Frozen):
     max_queue: int = Field(512, ge=1, description="most items waiting; beyond it requests are refused (503)")
 
 
+class PrefixSharingConfig(_Frozen):
+    """How the hf backend runs a token prefix that several prompts share only once.
+
+    Prompts of a micro-batch group when their common prefix is at least `min_tokens` long and at
+    least `min_share` of every prompt in the group; the prefix is then computed once and each prompt's
+    own suffix on top of it. The keys/values of computed prefixes stay in a store of `cache_tokens`
+    tokens (least recently used out first), so a later prompt that starts with one (the next step of
+    the same query) skips that part.
+    Memory: each kept token costs 2 x layers x kv heads x head dim values (about 56 KiB for a 7B
+    Qwen2 in bf16, so the default budget takes ~1.8 GiB there).
+    """
+
+    enabled: bool = True
+    # An extra forward pass costs more than a short prefix saves; real judging prompts share thousands.
+    min_tokens: int = Field(256, ge=1, description="shortest common prefix worth sharing")
+    min_share: float = Field(0.5, gt=0, le=1, description="least part of each grouped prompt the prefix covers")
+    cache_tokens: int = Field(
+        32768, ge=0, description="prefix tokens whose keys/values are kept for later batches (0: none)"
+    )
+
+
 class EndpointConfig(_Frozen):
     """Where the `openai` backend finds an OpenAI-compatible server of the PRM."""
 
@@ -38,6 +59,7 @@ class ScorerConfig(_Frozen):
     max_prompt_tokens: int = Field(8192, ge=1, description="longer prompts are refused, never cut")
     top_logprobs: int = Field(20, ge=1, le=20, description="alternatives asked for by openai/vllm")
     batching: BatchingConfig = BatchingConfig()
+    prefix_sharing: PrefixSharingConfig = PrefixSharingConfig()
     endpoint: EndpointConfig = EndpointConfig()
 
     @field_validator("device")

@@ -19,6 +19,8 @@ class HuggingFaceScorer(Scorer):
     Two dedicated threads keep the event loop free: one renders and tokenizes prompts, one runs
     torch (loading included, and never two passes at once). A request whose prompts do not render
     is refused before it is queued; tokenizing the next requests overlaps the current pass.
+    Prompts of one pass that share a long prefix have it computed once, and computed prefixes are
+    kept for later requests (`config.prefix_sharing`).
     """
 
     _executor: ThreadPoolExecutor | None = None
@@ -58,4 +60,5 @@ class HuggingFaceScorer(Scorer):
 
     def counters(self) -> dict[str, int]:
         batching = self._batcher.counters() if self._batcher is not None else {}
-        return {**super().counters(), **batching}
+        sharing = self._judge.counters() if self._judge is not None else {}
+        return {**super().counters(), **batching, **sharing}

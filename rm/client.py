@@ -10,8 +10,9 @@ import aiohttp
 from pydantic import ValidationError
 
 from codetool.errors import RewardModelError
+from codetool.validation import describe_validation_error
 from rm.errors import one_line
-from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse, describe_validation_error
+from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse
 from rm.scores import Conversation, ScoreResult
 
 _MAX_RESPONSE_BYTES = 16 * 1024 * 1024

@@ -25,8 +25,8 @@ from agent.llm import LLMClient
 from agent.runtime import Runtime, open_runtime
 from agent.trajectory import STATUS_OK, StepNode
 from codetool.errors import CodeToolError, ConfigError, DataError
+from codetool.aio import gather_all
 from codetool.files import write_json_atomic
-from rm.scorers.base import gather_all
 from rm.tree import (
     DFS_DIR,
     CollectedTree,

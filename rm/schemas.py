@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rm.scores import Conversation
 
@@ -57,11 +57,3 @@ class HealthResponse(_Schema):
 class ErrorResponse(_Schema):
     error: str
 
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming the first problem (and how many more there are)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{where}: {first['msg']}{more}"

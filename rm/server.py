@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from codetool.errors import RewardModelError
+from codetool.validation import describe_validation_error
 from rm.config import ServerConfig
 from rm.errors import ScorerOverloadedError, ScoringInputError, one_line
 from rm.schemas import (
@@ -23,7 +24,6 @@ from rm.schemas import (
     HealthResponse,
     ScoreRequest,
     ScoreResponse,
-    describe_validation_error,
 )
 from rm.scorers.base import Scorer
 

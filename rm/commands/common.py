@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from codetool.errors import CodeToolError
-from rm.schemas import describe_validation_error
+from codetool.validation import describe_validation_error
 
 
 @contextmanager

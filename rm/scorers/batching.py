@@ -13,10 +13,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from codetool.aio import settled
 from codetool.errors import RewardModelError
 from rm.config import BatchingConfig
 from rm.errors import ScorerOverloadedError, one_line
-from rm.scorers.base import settled
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

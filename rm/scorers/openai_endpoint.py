@@ -12,7 +12,8 @@ import openai
 
 from codetool.errors import ConfigError, RewardModelError
 from rm.errors import one_line
-from rm.scorers.base import Scorer, gather_all, register_scorer
+from codetool.aio import gather_all
+from rm.scorers.base import Scorer, register_scorer
 from rm.scores import Conversation, ScoreResult, score_from_top_logprobs
 
 

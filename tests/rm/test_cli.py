@@ -43,9 +43,9 @@ async def test_a_bad_model_path_exits_with_one_error_line(tmp_path: Path) -> Non
 
 async def test_bad_options_are_refused_before_loading_anything(tiny_lm_dir: Path) -> None:
     code, stderr = await _run_to_end("serve", "--model", str(tiny_lm_dir), "--device", "tpu")
-    assert code == 2 and "error: invalid option: device: Value error, device must be cpu, cuda or cuda:N" in stderr
+    assert code == 2 and "error: invalid option: device: device must be cpu, cuda or cuda:N" in stderr
     code, stderr = await _run_to_end("serve", "--model", str(tiny_lm_dir), "--backend", "onnx")
-    assert code == 1 and "error: unknown scorer backend 'onnx'; known: hf, openai, vllm" in stderr
+    assert code == 1 and "error: unknown scorer backend 'onnx'; choose one of hf, openai, vllm" in stderr
     code, stderr = await _run_to_end("serve", "--model", "prm", "--backend", "openai")
     assert code == 1 and "error: the openai backend needs the endpoint's base URL (--base-url)" in stderr
 

@@ -13,10 +13,14 @@ class AsyncLifecycle:
         """Acquire what the object needs. Default: nothing."""
 
     async def aclose(self) -> None:
-        """Release what the object holds. Default: nothing."""
+        """Release what the object holds, also after a failed `start`. Default: nothing."""
 
     async def __aenter__(self) -> Self:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()  # release whatever a failed start acquired (processes, sockets)
+            raise
         return self
 
     async def __aexit__(

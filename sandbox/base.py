@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from codetool.lifecycle import AsyncLifecycle
 from codetool.registry import Registry
@@ -28,14 +28,6 @@ class Sandbox(AsyncLifecycle, ABC):
     @abstractmethod
     async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
         """Run `cell`; HTTP calls from the code go to `tools` (all refused when None)."""
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.aclose()  # whatever a failed start made (processes, containers) is released
-            raise
-        return self
 
 
 BACKENDS: Registry[type[Sandbox]] = Registry("sandbox backend", ("sandbox.restricted", "sandbox.process", "sandbox.docker_backend"))

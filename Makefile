@@ -22,6 +22,7 @@ solve: install
 	$(PY) -m agent solve "$(Q)" --toolset tmdb --spec "$(SPEC)" --out solve.json $(SOLVE_ARGS)
 
 test: install
+	$(PY) -m ruff check codetool agent sandbox tools rm evaluation bench tests
 	$(PY) -m pytest -q
 
 bench: install

@@ -24,9 +24,10 @@ from agent.expansion import QueryRun, replay_code
 from agent.llm import LLMClient
 from agent.runtime import Runtime, open_runtime
 from agent.trajectory import STATUS_OK, StepNode
-from codetool.errors import CodeToolError, ConfigError, DataError
 from codetool.aio import gather_all
+from codetool.errors import CodeToolError, ConfigError, DataError
 from codetool.files import write_json_atomic
+from codetool.lifecycle import AsyncLifecycle
 from rm.tree import (
     DFS_DIR,
     CollectedTree,
@@ -40,7 +41,6 @@ from rm.tree import (
 )
 from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
-from codetool.lifecycle import AsyncLifecycle
 from tools.toolset import Query, ToolSet
 
 log = structlog.get_logger(__name__)

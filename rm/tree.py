@@ -15,9 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from codetool.errors import DataError
 from codetool.files import read_model
 
 TREE_SCHEMA_VERSION = 1

@@ -16,7 +16,17 @@ from typing import Any
 
 from codetool.errors import SandboxError
 from codetool.text import truncate
-from sandbox.channel import EXEC, HTTP_REQUEST, RESULT, ChannelClosed, ChannelError, Message, read_message, ready_pid, write_message
+from sandbox.channel import (
+    EXEC,
+    HTTP_REQUEST,
+    RESULT,
+    ChannelClosed,
+    ChannelError,
+    Message,
+    read_message,
+    ready_pid,
+    write_message,
+)
 from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.tool_calls import ToolCallServer, too_large_response
 

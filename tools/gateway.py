@@ -23,8 +23,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from codetool.errors import ConfigError, ToolGatewayError
-from sandbox.protocol import ApiCall, ToolRequest, ToolResponse
 from codetool.lifecycle import AsyncLifecycle
+from sandbox.protocol import ApiCall, ToolRequest, ToolResponse
 from tools.masking import SecretMasker
 from tools.toolset import ToolSet
 from tools.url_policy import Target, UrlRefused, resolve_target

@@ -10,9 +10,9 @@ import asyncio
 
 import openai
 
+from codetool.aio import gather_all
 from codetool.errors import ConfigError, RewardModelError
 from rm.errors import one_line
-from codetool.aio import gather_all
 from rm.scorers.base import Scorer, register_scorer
 from rm.scores import Conversation, ScoreResult, score_from_top_logprobs
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from codetool.aio import gather_all
 from codetool.errors import RewardModelError
 from rm.errors import one_line
-from codetool.aio import gather_all
 from rm.scorers.base import Scorer, missing_extra, register_scorer
 from rm.scorers.chat import answer_token_ids, load_chat_tokenizer, render_prompt
 from rm.scores import Conversation, ScoreResult, score_from_top_logprobs

@@ -11,7 +11,7 @@ from typing import Any
 
 from .engines import Engine
 from .errors import CellRejected, SandboxLimitExceeded
-from .limits import CappedOutput, Limits, LimitGuard, peak_memory_kb
+from .limits import CappedOutput, LimitGuard, Limits, peak_memory_kb
 
 CODE_FILENAME = "<cell>"
 _TRACEBACK_FRAMES = 8

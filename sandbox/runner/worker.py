@@ -8,7 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 from . import requests_shim
-from .channel import EXEC, HTTP_REQUEST, HTTP_RESPONSE, PROTOCOL_VERSION, READY, ChannelClosed, ChannelError, read_frame, write_frame
+from .channel import (
+    EXEC,
+    HTTP_REQUEST,
+    HTTP_RESPONSE,
+    PROTOCOL_VERSION,
+    READY,
+    ChannelClosed,
+    ChannelError,
+    read_frame,
+    write_frame,
+)
 from .engines import Engine
 from .errors import ApiCallLimitExceeded
 from .execute import CellRun

@@ -14,12 +14,12 @@ from codetool.errors import SandboxError
 from sandbox import Cell, SandboxLimits, create_sandbox
 from sandbox.docker_backend import DockerSandbox
 from sandbox.docker_pool import OWNER_LABEL, SANDBOX_LABEL
-from sandbox.owner import owner_token
 from sandbox.image import default_image_tag
+from sandbox.owner import owner_token
 
 from .conftest import require_docker
-from .tool_handlers import RecordingHandler, json_response
 from .host_state import WAIT_S, until
+from .tool_handlers import RecordingHandler, json_response
 
 pytestmark = pytest.mark.docker
 LIMITS = SandboxLimits(timeout_s=10, memory_mb=256)

@@ -11,7 +11,6 @@ from sandbox import Cell, Sandbox, create_sandbox
 
 from .conftest import TEST_LIMITS
 
-
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 

@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,hf,train,ray
 Q ?= give me the number of movies directed by Sofia Coppola
-SPEC ?= ../shared/data/restbench/tmdb_spec.json
 SOLVE_ARGS ?=
 
 .PHONY: install solve test bench image clean
@@ -19,7 +18,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 install: $(VENV)/.installed-$(EXTRAS)
 
 solve: install
-	$(PY) -m agent solve "$(Q)" --toolset tmdb --spec "$(SPEC)" --out solve.json $(SOLVE_ARGS)
+	$(PY) -m agent solve "$(Q)" --toolset tmdb --out solve.json $(SOLVE_ARGS)
 
 test: install
 	$(PY) -m ruff check codetool agent sandbox tools rm evaluation bench tests

@@ -70,6 +70,8 @@ class ApiCall(BaseModel):
     error: str | None = None
     api_name: str | None = None
     """The tool set's name for the endpoint (e.g. `GET_search_person`), when it knows one."""
+    simulated: bool = False
+    """The answer was made up by a simulator (e.g. the virtual TMDB without a token), not real data."""
 
 
 class ToolResponse(BaseModel):

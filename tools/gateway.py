@@ -9,6 +9,7 @@ steps never reach the API twice, and keeps the audit trail (`calls`).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import time
@@ -25,7 +26,9 @@ from yarl import URL
 from codetool.errors import ConfigError, ToolGatewayError
 from codetool.lifecycle import AsyncLifecycle
 from sandbox.protocol import ApiCall, ToolRequest, ToolResponse
-from tools.masking import SecretMasker
+from tools.http_server import SOURCE_HEADER
+from tools.scrubbing import SecretScrubber
+from tools.secrets import attach_to_body, attach_to_headers
 from tools.toolset import ToolSet
 from tools.url_policy import Target, UrlRefused, resolve_target
 
@@ -37,6 +40,7 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
     {"content-length", "content-encoding", "transfer-encoding", "connection", "set-cookie"}
 )
 TRUNCATED_HEADER = "X-CodeTool-Truncated"
+_SCRUB_INLINE_CHARS = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class _Answer:
     status: int
     headers: dict[str, str]
     body: str
+    source: str = ""
+    """The embedded servers' `X-CodeTool-Source`: `simulated`, `recorded`, `live`, or "" (unknown)."""
 
 
 class ToolGateway(AsyncLifecycle):
@@ -140,9 +146,9 @@ class ToolGateway(AsyncLifecycle):
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 raw, cut = await _read_capped(response, self.config.max_response_bytes)
-                text = raw.decode(response.get_encoding() if raw else "utf-8", errors="replace")
                 kept = {k: v for k, v in response.headers.items() if k.lower() not in _DROPPED_RESPONSE_HEADERS}
-                return _Answer(response.status, kept, text), cut
+                source = kept.pop(SOURCE_HEADER, None) or ""
+                return _Answer(response.status, kept, _decode_body(raw, response.charset), source), cut
         finally:
             self._active -= 1
             self._slots.release()
@@ -157,7 +163,7 @@ class GatewaySession:
         self.query_id = query_id
         self.calls: list[ApiCall] = []
         """Every call in the order it finished, refused and memoised ones included."""
-        self._masker = SecretMasker(toolset.secrets)
+        self._scrubber = SecretScrubber(toolset.secrets)
         self._memo: dict[str, _Answer] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: Counter[str] = Counter()
@@ -179,17 +185,19 @@ class GatewaySession:
         except UrlRefused as exc:
             return self._finish(call, started, ToolResponse(status=0, error=str(exc)))
         if not self.gateway.config.memo:
-            return self._finish(call, started, await self._forward(method, target, request))
+            return self._finish(call, started, await self._forward(method, target, request, call))
         key = _memo_key(method, request)
         async with self._single_flight(key):
             stored = self._memo.get(key)
             if stored is not None:
                 call.memo_hit = True
+                call.simulated = stored.source == "simulated"
                 cached = ToolResponse(status=stored.status, headers=dict(stored.headers), body=stored.body)
                 return self._finish(call, started, cached)
-            response = await self._forward(method, target, request)
+            response = await self._forward(method, target, request, call)
             if response.error is None and 200 <= response.status < 300:
-                self._remember(key, _Answer(response.status, dict(response.headers), response.body))
+                source = "simulated" if call.simulated else ""
+                self._remember(key, _Answer(response.status, dict(response.headers), response.body, source))
             return self._finish(call, started, response)
 
     def _finish(self, call: ApiCall, started: float, response: ToolResponse) -> ToolResponse:
@@ -209,38 +217,45 @@ class GatewaySession:
         response.call = call
         return response
 
-    async def _forward(self, method: str, target: Target, request: ToolRequest) -> ToolResponse:
+    async def _forward(self, method: str, target: Target, request: ToolRequest, call: ApiCall) -> ToolResponse:
         config = self.gateway.config
         timeout_s = config.timeout_s
         if request.timeout_s is not None and request.timeout_s > 0:
             timeout_s = min(request.timeout_s, timeout_s)
-        headers = CIMultiDict(
-            (str(k), str(v))
-            for k, v in self._masker.reveal(dict(request.headers or {})).items()
-            if str(k).lower() not in _DROPPED_REQUEST_HEADERS
-        )
+        slots, secrets = target.route.secret_slots, self.toolset.secrets
+        sent_headers = [
+            (str(k), str(v)) for k, v in (request.headers or {}).items() if str(k).lower() not in _DROPPED_REQUEST_HEADERS
+        ]
+        headers = CIMultiDict(attach_to_headers(sent_headers, slots, secrets))
         headers.update(target.route.inject_headers)
         try:
             answer, cut = await self.gateway._send(
                 method,
-                self._masker.reveal(target.url),
-                params=_query_items(self._masker.reveal(request.params or {})),
+                target.url,
+                params=_query_items(request.params or {}),
                 headers=headers,
                 # like `requests`, a `data=` body wins over `json=` when both are given
-                json_body=self._masker.reveal(request.json_body) if request.data is None else None,
-                data=self._masker.reveal(request.data),
+                json_body=attach_to_body(request.json_body, slots, secrets) if request.data is None else None,
+                data=attach_to_body(request.data, slots, secrets),
                 timeout_s=timeout_s,
             )
         except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, UnicodeError) as exc:
-            reason = self._masker.hide(_describe_failure(exc, timeout_s))
+            reason = await self._scrub(_describe_failure(exc, timeout_s))
             return ToolResponse(status=0, error=f"{method} {request.url}: {reason}")
-        headers_back = self._masker.hide(answer.headers)
-        body = self._masker.hide(answer.body)
+        call.simulated = answer.source == "simulated"
+        headers_back = {self._scrubber.scrub(k): self._scrubber.scrub(v) for k, v in answer.headers.items()}
+        body = await self._scrub(answer.body)
         if cut:
             limit = config.max_response_bytes
             headers_back[TRUNCATED_HEADER] = str(limit)
             body += f"\n[response cut by the tool gateway: it was longer than {limit} bytes]"
         return ToolResponse(status=answer.status, headers=headers_back, body=body)
+
+    async def _scrub(self, text: str) -> str:
+        """`text` without the tool set's secrets; long texts are scanned off the event loop."""
+        if len(text) < _SCRUB_INLINE_CHARS:
+            return self._scrubber.scrub(text)
+        return await asyncio.to_thread(self._scrubber.scrub, text)
 
     def _remember(self, key: str, answer: _Answer) -> None:
         if len(self._memo) >= self.gateway.config.memo_max_entries:
@@ -270,6 +285,15 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> tuple[by
         if size > limit:
             return b"".join(chunks)[:limit], True
     return b"".join(chunks), False
+
+
+def _decode_body(raw: bytes, charset: str | None) -> str:
+    """The body as text: its declared charset when Python knows it, else UTF-8; bad bytes become U+FFFD."""
+    codec = "utf-8"
+    if charset:
+        with contextlib.suppress(LookupError):
+            codec = codecs.lookup(charset).name
+    return raw.decode(codec, errors="replace")
 
 
 def _query_items(params: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -9,6 +9,11 @@ from aiohttp import web
 from codetool.errors import ToolGatewayError
 from codetool.lifecycle import AsyncLifecycle
 
+SOURCE_HEADER = "X-CodeTool-Source"
+"""Response header of the embedded servers saying where an answer came from: `simulated` (made up
+by a simulator), `recorded` (replayed from a response cache) or `live` (the real API just now).
+The gateway records `simulated` on the call and does not pass the header on to sandboxed code."""
+
 
 class EmbeddedServer(AsyncLifecycle, ABC):
     """An aiohttp app served in the current event loop; `port=0` picks a free port.

@@ -4,7 +4,8 @@ Every API is reached the same way, `POST <virtual URL>` with `{category, tool_na
 tool_input, strip, toolbench_key}`. The prompt always shows one stable URL
 (`http://localhost:8080/virtual` by default) and the gateway routes it to the embedded server
 (or to `virtual_url`, e.g. StableToolBench's own server). `toolbench_key` is a mask in the
-prompt; the gateway puts the real key (option or env `TOOLBENCH_KEY`) in on the way out.
+prompt; the gateway puts the real key (option or env `TOOLBENCH_KEY`) into that field, and only
+there, on the way out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from codetool.text import truncate
 from tools.registry import parse_options, register_provider
 from tools.response_cache import standardize
 from tools.retrieval import ApiRetriever
+from tools.secrets import SecretSlot
 from tools.simulators import LlmSimulator, Simulator, TemplateSimulator
 from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolProvider, ToolSet
 from tools.virtual_server import VirtualApiServer
@@ -32,6 +34,8 @@ from tools.virtual_server import VirtualApiServer
 log = structlog.get_logger(__name__)
 
 TOOLBENCH_KEY_MASK = "MASKED_TOOLBENCH_KEY"
+SECRET_SLOTS = (SecretSlot(mask=TOOLBENCH_KEY_MASK, place="body_field", name="toolbench_key"),)
+"""The key goes in the `toolbench_key` field of the POST body, and nowhere else."""
 DEFAULT_PROMPT_URL = "http://localhost:8080/virtual"
 
 
@@ -132,7 +136,7 @@ class StableToolBenchProvider(ToolProvider):
         return ToolSet(
             name="stabletoolbench",
             apis=tuple(apis),
-            routes=(Route(prefix=self.options.prompt_url, upstream=self.upstream_url),),
+            routes=(Route(prefix=self.options.prompt_url, upstream=self.upstream_url, secret_slots=SECRET_SLOTS),),
             secrets={TOOLBENCH_KEY_MASK: self._key} if self._key else {},
             docs=render_docs(apis),
             usage_notes=usage_notes(self.options.prompt_url),

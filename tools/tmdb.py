@@ -1,17 +1,24 @@
 """The TMDB tool set (RestBench-TMDB): 54 GET endpoints under `https://api.themoviedb.org/3`.
 
-Generated code calls `requests.get(url, headers=headers, params=...)`; `headers` is a preset
-global whose bearer token is a mask. With a real token (option or env `TMDB_API_TOKEN`) the
-gateway swaps it in and calls the real API; without one, an embedded virtual TMDB answers
-from the spec, with its own random token standing behind the same mask.
+The RestBench spec ships with the package (`tools/data/tmdb_spec.json.gz`, MIT, see
+`tools/data/TMDB_SPEC_LICENSE.txt`); `spec_path` overrides it. Generated code calls
+`requests.get(url, headers=headers, params=...)`; `headers` is a preset global whose bearer
+token is a mask, and the gateway attaches the real token to the `Authorization` header only.
+With a real token (option or env `TMDB_API_TOKEN`) calls go to the real API, and with a
+`cache_dir` each answer is recorded there; without a token, an embedded virtual TMDB answers,
+from that cache first and otherwise by simulation (flagged `simulated` on the call record),
+with its own random token standing behind the same mask.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,11 +31,15 @@ from codetool.text import truncate
 from tools.registry import parse_options, register_provider
 from tools.retrieval import ApiRetriever
 from tools.schema_shapes import compact_shape, field_names
+from tools.secrets import SecretSlot
 from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolProvider, ToolSet
 from tools.virtual_tmdb import VirtualTmdbServer
 
 TMDB_TOKEN_MASK = "MASKED_TMDB_TOKEN"
 TMDB_BASE_URL = "https://api.themoviedb.org/3"
+BUNDLED_SPEC = "data/tmdb_spec.json.gz"
+SECRET_SLOTS = (SecretSlot(mask=TMDB_TOKEN_MASK, place="header", name="Authorization", template="Bearer {secret}"),)
+"""The token goes in the bearer `Authorization` header, and nowhere else."""
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
@@ -37,13 +48,18 @@ class TmdbOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    spec_path: str
-    """The RestBench TMDB spec (`tmdb_spec.json`)."""
+    spec_path: str | None = None
+    """A RestBench TMDB spec (`tmdb_spec.json`, or gzipped); None: the one shipped with the package."""
     token: str | None = None
     """TMDB API read access token; default: env `TMDB_API_TOKEN`. None: the virtual TMDB answers."""
     virtual: bool | None = None
     """Force the virtual TMDB (True) or the real API (False); None: real when a token is known."""
+    cache_dir: str | None = None
+    """Response cache (StableToolBench layout): real answers are recorded here, the virtual TMDB replays them."""
     base_url: str = TMDB_BASE_URL
+    """The API URL shown in prompts (and allowed to generated code)."""
+    real_url: str | None = None
+    """Where real calls go; default `base_url` (tests point it at a loopback stand-in)."""
     top_k: int = Field(20, gt=0)
 
 
@@ -64,9 +80,17 @@ class TmdbProvider(ToolProvider):
         self._retriever: ApiRetriever | None = None
 
     async def start(self) -> None:
-        if self.uses_virtual and self._server is None:
-            self._server = VirtualTmdbServer(self.apis, token=self._token)
-            await self._server.start()
+        recording = not self.uses_virtual and self.options.cache_dir is not None
+        if (self.uses_virtual or recording) and self._server is None:
+            server = VirtualTmdbServer(
+                self.apis,
+                token=self._token,
+                cache_dir=self.options.cache_dir,
+                live_url=(self.options.real_url or self.options.base_url) if recording else None,
+                base_path=_path_of(self.options.base_url),
+            )
+            await server.start()
+            self._server = server
 
     async def aclose(self) -> None:
         if self._server is not None:
@@ -75,12 +99,12 @@ class TmdbProvider(ToolProvider):
 
     @property
     def upstream_url(self) -> str:
-        """Where calls under `base_url` really go."""
-        if not self.uses_virtual:
-            return self.options.base_url
-        if self._server is None:
-            raise ToolGatewayError("tmdb provider is not started: use `async with create_provider(...)`")
-        return self._server.base_url + _path_of(self.options.base_url)
+        """Where calls under `base_url` really go (the embedded server, when one runs)."""
+        if self._server is not None:
+            return self._server.base_url + _path_of(self.options.base_url)
+        if not self.uses_virtual and self.options.cache_dir is None:
+            return self.options.real_url or self.options.base_url
+        raise ToolGatewayError("tmdb provider is not started: use `async with create_provider(...)`")
 
     def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
         raw = read_json(path)
@@ -121,7 +145,7 @@ class TmdbProvider(ToolProvider):
         return ToolSet(
             name="tmdb",
             apis=tuple(apis),
-            routes=(Route(prefix=self.options.base_url, upstream=self.upstream_url),),
+            routes=(Route(prefix=self.options.base_url, upstream=self.upstream_url, secret_slots=SECRET_SLOTS),),
             preset={"headers": {"Authorization": f"Bearer {TMDB_TOKEN_MASK}", "Content-Type": "application/json"}},
             secrets={TMDB_TOKEN_MASK: self._token},
             docs=render_docs(apis),
@@ -137,9 +161,18 @@ USAGE_NOTES = (
 )
 
 
-def load_tmdb_spec(path: str | Path, base_url: str = TMDB_BASE_URL) -> list[ApiSpec]:
-    """The endpoints of a RestBench TMDB spec as `ApiSpec`s (URL templates under `base_url`)."""
-    spec = read_json(path)
+def load_tmdb_spec(path: str | Path | None = None, base_url: str = TMDB_BASE_URL) -> list[ApiSpec]:
+    """The endpoints of a RestBench TMDB spec as `ApiSpec`s (URL templates under `base_url`).
+
+    `path` may be plain or gzipped JSON; None reads the spec shipped with the package.
+    """
+    if path is None:
+        path = f"tools/{BUNDLED_SPEC} (shipped)"
+        spec = json.loads(gzip.decompress(resources.files("tools").joinpath(BUNDLED_SPEC).read_bytes()))
+    elif str(path).endswith(".gz"):
+        spec = _read_gzipped_json(Path(path))
+    else:
+        spec = read_json(path)
     endpoints = spec.get("endpoints") if isinstance(spec, Mapping) else None
     if not isinstance(endpoints, list) or not endpoints:
         raise DataError(f"{path}: no `endpoints` list in the TMDB spec")
@@ -152,6 +185,19 @@ def load_tmdb_spec(path: str | Path, base_url: str = TMDB_BASE_URL) -> list[ApiS
         except (KeyError, TypeError, AttributeError) as exc:
             raise DataError(f"{path}: endpoint {index} is malformed ({type(exc).__name__}: {exc})") from None
     return apis
+
+
+def _read_gzipped_json(path: Path) -> Any:
+    try:
+        packed = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return json.loads(gzip.decompress(packed))
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not gzipped JSON ({type(exc).__name__})") from None
 
 
 def _endpoint_spec(endpoint: Mapping[str, Any], server: str, base_url: str) -> ApiSpec:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from codetool.lifecycle import AsyncLifecycle
+from tools.secrets import SecretSlot
 
 
 class ApiParameter(BaseModel):
@@ -61,7 +62,8 @@ class Route(BaseModel):
     """How a URL prefix the sandbox may call is served by the gateway.
 
     `prefix` is what generated code uses (and what the allow-list checks); calls are
-    forwarded to `upstream` + the rest of the URL, with `inject_headers` added host-side.
+    forwarded to `upstream` + the rest of the URL, with `inject_headers` added host-side and
+    the tool set's secrets attached in the places `secret_slots` declares (and nowhere else).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -69,6 +71,7 @@ class Route(BaseModel):
     prefix: str
     upstream: str
     inject_headers: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    secret_slots: tuple[SecretSlot, ...] = ()
 
 
 class ToolSet(BaseModel):
@@ -76,7 +79,8 @@ class ToolSet(BaseModel):
 
     `preset` holds the globals defined in the sandbox before any code runs (masked secrets
     only); `secrets` maps each mask to its real value and never leaves the host: the gateway
-    swaps masks for real values on the way out and real values for masks on the way back.
+    attaches real values where the routes' `secret_slots` say, and masks them (in every usual
+    encoding) in whatever comes back.
     """
 
     model_config = ConfigDict(frozen=True)

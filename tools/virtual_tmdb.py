@@ -1,11 +1,17 @@
-"""An embedded stand-in for the TMDB API, answering from the RestBench spec (no network).
+"""An embedded stand-in for the TMDB API: replays recorded answers, else simulates them from the spec.
 
-It matches each GET against the spec's URL templates (literal paths before templated ones),
-checks the bearer token like the real API (401 otherwise), and answers the endpoint's
-response example with the request's own ids and page filled in, or a sample drawn from the
-schema when there is no example. Search endpoints answer one result named after the query,
-with an id derived from it; later detail calls with that id get the same name back, so a
-search-then-details chain reads consistently. Every answer is deterministic.
+It matches each GET against the spec's URL templates (literal paths before templated ones)
+and checks the bearer token like the real API (401 otherwise). An answer comes from the
+response cache when it holds one for the endpoint and its inputs (`recorded`); otherwise it
+is made up (`simulated`): the endpoint's response example with the request's own ids and page
+filled in, or a sample drawn from the schema when there is no example. Search endpoints answer
+one result named after the query, with an id derived from it; later detail calls with that id
+get the same name back, so a search-then-details chain reads consistently. Every answer is
+deterministic, and each says where it came from in the `X-CodeTool-Source` header.
+
+With `live_url` (a real TMDB token is known) it is a recording proxy instead: every call goes
+to the real API with the caller's bearer, and each successful GET answer of a known endpoint
+is written to the cache, so later runs without a token replay it offline.
 """
 
 from __future__ import annotations
@@ -20,15 +26,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
-from tools.http_server import EmbeddedServer
+from tools.http_server import SOURCE_HEADER, EmbeddedServer
+from tools.response_cache import ResponseCache
 from tools.schema_shapes import sample_value
 from tools.toolset import ApiSpec
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _NAME_FIELDS = ("name", "title", "original_title", "original_name")
 _MAX_REMEMBERED_NAMES = 10_000
+_LIVE_MAX_BYTES = 16 * 1024 * 1024
+_LIVE_TIMEOUT_S = 30.0
+CACHE_CATEGORY = "TMDB"
+CACHE_TOOL = "tmdb"
+"""Recorded answers live in `<cache>/TMDB/tmdb_for_TMDB/<endpoint>.json` (StableToolBench's layout)."""
 UNAUTHORIZED = {
     "status_code": 7,
     "status_message": "Invalid API key: You must be granted a valid key.",
@@ -39,16 +52,44 @@ NOT_FOUND = {"status_code": 34, "status_message": "The resource you requested co
 
 class VirtualTmdbServer(EmbeddedServer):
     """`async with VirtualTmdbServer(apis, token=...) as srv:`; it serves each API's URL path
-    (`/3/search/person` for `https://api.themoviedb.org/3/search/person`) under `srv.base_url`."""
+    (`/3/search/person` for `https://api.themoviedb.org/3/search/person`) under `srv.base_url`.
 
-    def __init__(self, apis: Sequence[ApiSpec], *, token: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    `cache_dir` is the response cache to replay (and, with `live_url`, to record into);
+    `live_url` is the real API (`https://api.themoviedb.org/3`) standing behind `base_path`."""
+
+    def __init__(
+        self,
+        apis: Sequence[ApiSpec],
+        *,
+        token: str,
+        cache_dir: str | None = None,
+        live_url: str | None = None,
+        base_path: str = "/3",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         super().__init__(host=host, port=port)
         self.token = token
+        self.cache = ResponseCache(cache_dir) if cache_dir else None
+        self.live_url = live_url.rstrip("/") if live_url else None
+        self._base_path = base_path.rstrip("/")
         self._routes = sorted(
             ((api, _path_regex(api.url)) for api in apis if api.method == "GET"),
             key=lambda route: (len(_PLACEHOLDER.findall(route[0].url)), -len(route[0].url)),
         )
         self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self.live_url is not None and self._http is None:
+            self._http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        await super().start()
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def build_app(self) -> web.Application:
         app = web.Application()
@@ -56,21 +97,65 @@ class VirtualTmdbServer(EmbeddedServer):
         return app
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.live_url is not None:
+            return await self._forward(request)
         if request.headers.get("Authorization", "") != f"Bearer {self.token}":
             return web.json_response(UNAUTHORIZED, status=401)
         if request.method != "GET":
             return web.json_response({**NOT_FOUND, "status_message": "Only GET is served here."}, status=405)
-        found = self._route_for(request.path.rstrip("/"))
+        found = self._match(request.path)
         if found is None:
             return web.json_response(NOT_FOUND, status=404)
-        api, match = found
-        values = _typed_path_values(api, match.groupdict())
-        if values is None:
-            return web.json_response(NOT_FOUND, status=404)
+        api, values = found
         params = dict(request.query)
+        if self.cache is not None:
+            recorded = await self.cache.lookup(CACHE_CATEGORY, CACHE_TOOL, api.name, _tool_input(values, params))
+            if isinstance(recorded, dict) and not recorded.get("error") and "response" in recorded:
+                return web.json_response(recorded["response"], headers={SOURCE_HEADER: "recorded"})
         if "/search/" in api.url and not params.get("query", "").strip():
             return web.json_response({"errors": ["query must be provided"]}, status=422)
-        return web.json_response(self._answer(api, values, params))
+        return web.json_response(self._answer(api, values, params), headers={SOURCE_HEADER: "simulated"})
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        """Pass the call to the real API; record a successful GET of a known endpoint."""
+        assert self._http is not None and self.live_url is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept", "content-type")}
+        try:
+            async with self._http.request(
+                request.method,
+                self.live_url + request.rel_url.path_qs.removeprefix(self._base_path),
+                headers=headers,
+                data=await request.read() or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=_LIVE_TIMEOUT_S),
+            ) as upstream:
+                raw = await upstream.content.read(_LIVE_MAX_BYTES + 1)
+                status, content_type = upstream.status, upstream.headers.get("Content-Type", "application/json")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            message = f"the real TMDB API could not be reached ({type(exc).__name__})"
+            return web.json_response({**NOT_FOUND, "status_code": 0, "status_message": message}, status=502)
+        if len(raw) > _LIVE_MAX_BYTES:
+            message = f"the real TMDB API answered more than {_LIVE_MAX_BYTES} bytes"
+            return web.json_response({**NOT_FOUND, "status_code": 0, "status_message": message}, status=502)
+        found = self._match(request.path) if request.method == "GET" and status == 200 else None
+        if found is not None and self.cache is not None:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            if body is not None:
+                tool_input = _tool_input(found[1], dict(request.query))
+                answer = {"error": "", "response": body}
+                await self.cache.store(CACHE_CATEGORY, CACHE_TOOL, found[0].name, tool_input, answer)
+        return web.Response(body=raw, status=status, headers={"Content-Type": content_type, SOURCE_HEADER: "live"})
+
+    def _match(self, path: str) -> tuple[ApiSpec, dict[str, Any]] | None:
+        """The endpoint serving `path` and its typed path values, or None."""
+        found = self._route_for(path.rstrip("/"))
+        if found is None:
+            return None
+        values = _typed_path_values(found[0], found[1].groupdict())
+        return None if values is None else (found[0], values)
 
     def _route_for(self, path: str) -> tuple[ApiSpec, re.Match[str]] | None:
         for api, regex in self._routes:
@@ -115,6 +200,11 @@ class VirtualTmdbServer(EmbeddedServer):
         if len(self._names) > _MAX_REMEMBERED_NAMES:
             self._names.popitem(last=False)
         body.update({"page": 1, "results": [item], "total_results": 1, "total_pages": 1})
+
+
+def _tool_input(values: Mapping[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+    """The cache key's input of a call: its path values, then its query parameters by name."""
+    return {**values, **{name: params[name] for name in sorted(params) if name not in values}}
 
 
 def _path_regex(url: str) -> re.Pattern[str]:

@@ -14,6 +14,8 @@ def open_provider(choice: ToolsetChoice) -> ToolProvider:
     if choice.name == "tmdb":
         if choice.spec is not None:
             options["spec_path"] = str(choice.spec)
+        if choice.cache is not None:
+            options["cache_dir"] = str(choice.cache)
     elif choice.name == "stabletoolbench":
         for key, value in (("cache_dir", choice.cache), ("virtual_url", choice.virtual_url), ("tools_dir", choice.tools_dir)):
             if value is not None:

@@ -123,8 +123,6 @@ def run_command(
     from agent.config import update_config
     from agent.runner import RunSettings, load_prices, run_benchmark
 
-    if benchmark == "tmdb" and spec is None:
-        raise ConfigError("--benchmark tmdb needs --spec (the RestBench tmdb_spec.json)")
     agent_config = build_config(
         config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
         seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url,

@@ -12,17 +12,24 @@ from sandbox.protocol import ToolRequest
 from tests.tools.conftest import EchoUpstream
 from tools import ApiSpec, Route, ToolGateway, ToolSet, UrlRefused, resolve_target
 from tools.gateway import TRUNCATED_HEADER
+from tools.secrets import SecretSlot
 
 PREFIX = "https://api.themoviedb.org/3"
 MASK = "MASKED_TOKEN"
 REAL = "real-secret-4711"
 
 
+SLOTS = (
+    SecretSlot(mask=MASK, place="header", name="Authorization", template="Bearer {secret}"),
+    SecretSlot(mask=MASK, place="body_field", name="token"),
+)
+
+
 def make_toolset(upstream: str, *, apis: tuple[ApiSpec, ...] = (), inject: dict[str, str] | None = None) -> ToolSet:
     return ToolSet(
         name="test",
         apis=apis,
-        routes=(Route(prefix=PREFIX, upstream=upstream, inject_headers=inject or {}),),
+        routes=(Route(prefix=PREFIX, upstream=upstream, inject_headers=inject or {}, secret_slots=SLOTS),),
         secrets={MASK: REAL},
         docs="",
     )
@@ -69,7 +76,7 @@ def test_allowed_urls_are_rewritten_onto_the_upstream_after_normalising() -> Non
         resolve_target("https://api.themoviedb.org/../../3/x", routes)
 
 
-async def test_masks_become_real_secrets_upstream_and_real_secrets_come_back_masked(echo: EchoUpstream) -> None:
+async def test_secrets_go_only_where_declared_and_come_back_masked(echo: EchoUpstream) -> None:
     toolset = make_toolset(echo.base_url + "/up", inject={"X-Injected": "host-side"})
     request = ToolRequest(
         method="POST",
@@ -86,9 +93,9 @@ async def test_masks_become_real_secrets_upstream_and_real_secrets_come_back_mas
     assert seen["path"] == "/up/search/person"
     assert seen["headers"]["Authorization"] == f"Bearer {REAL}"
     assert seen["headers"]["X-Injected"] == "host-side"
-    assert ["key", REAL] in seen["query"] and ["page", "1"] in seen["query"] and ["adult", "False"] in seen["query"]
+    assert ["key", MASK] in seen["query"] and ["page", "1"] in seen["query"] and ["adult", "False"] in seen["query"]
     assert "skip" not in dict(seen["query"])
-    assert json.loads(seen["body"]) == {"token": REAL, "nested": [REAL]}
+    assert json.loads(seen["body"]) == {"token": REAL, "nested": [MASK]}
 
     assert response.status == 200 and response.error is None
     assert REAL not in response.body and MASK in response.body

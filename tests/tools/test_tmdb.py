@@ -147,8 +147,11 @@ def test_bad_input_is_reported_clearly(tmp_path: Any) -> None:
         provider.toolset_for(Query(query_id="x", text="q", api_list=("GET_nothing",)))
     with pytest.raises(DataError, match="no query with id q999"):
         provider.load_queries(str(TMDB_QUERIES), ids=["q999"])
-    with pytest.raises(ConfigError, match="spec_path"):
-        create_provider("tmdb")
+    with pytest.raises(ConfigError, match="spec"):
+        create_provider("tmdb", spec="tmdb_spec.json")
+    with pytest.raises(DataError, match="not gzipped JSON"):
+        (tmp_path / "bad.json.gz").write_bytes(b"not gzip")
+        create_provider("tmdb", spec_path=str(tmp_path / "bad.json.gz"))
     with pytest.raises(ConfigError, match="needs a token"):
         create_provider("tmdb", spec_path=str(TMDB_SPEC), virtual=False)
     broken = tmp_path / "spec.json"

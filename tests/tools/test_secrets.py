@@ -183,3 +183,28 @@ def test_slots_declare_one_secret_each() -> None:
     with pytest.raises(ValueError, match="exactly once"):
         SecretSlot(mask="M", place="header", name="Authorization", template="Bearer")
     assert TMDB_SLOTS[0].render("abc") == "Bearer abc"
+
+
+@pytest.mark.parametrize("backend", ["restricted", "process", pytest.param("docker", marks=pytest.mark.docker)])
+async def test_a_cell_asking_for_echoes_gets_masks_only(leaky: LeakyUpstream, backend: str) -> None:
+    from sandbox import Cell, create_sandbox
+    from tests.sandbox.conftest import TEST_LIMITS, open_sandbox_options
+
+    code = (
+        "import requests\n"
+        "for name in ('base64-offset1', 'percent', 'json-slash', 'hex', 'prefix'):\n"
+        f"    r = requests.get('{PREFIX}/reflect/' + name + '/json', headers=headers, params={{'key': headers['Authorization']}})\n"
+        "    print(name, r.status_code, r.json()['echo'])\n"
+        f"r = requests.get('{PREFIX}/reflect/raw/redirect', headers=headers)\n"
+        "print(r.status_code, r.headers.get('Location'))\n"
+    )
+    preset = {"headers": {"Authorization": f"Bearer {TMDB_TOKEN_MASK}"}}
+    sandbox = create_sandbox(backend, TEST_LIMITS, **open_sandbox_options(backend, 1))
+    async with sandbox, ToolGateway() as gateway:
+        session = gateway.session(tmdb_toolset(leaky.base_url))
+        result = await sandbox.execute(Cell(code=code, preset=preset), session)
+    assert result.ok, result.error
+    assert result.stdout.count(TMDB_TOKEN_MASK) == 6 and result.stdout.count(" 200 ") == 5
+    assert leaked(TMDB_REAL, result.model_dump_json()) == []
+    assert [dict(entry["query"]).get("key") for entry in leaky.received] == [f"Bearer {TMDB_TOKEN_MASK}"] * 5 + [None]
+    assert all(entry["headers"]["Authorization"] == f"Bearer {TMDB_REAL}" for entry in leaky.received)  # type: ignore[index]

@@ -41,6 +41,11 @@ class EventPrinter:
             self.console.rule(f"{trajectory.stop_reason} after {len(trajectory.chosen_path)} steps")
             answer = trajectory.final_answer or "(no final answer: the policy did not finish)"
             self.console.print(Panel(Text(answer), title="final answer", border_style="green"))
+            if trajectory.simulated_api_calls:
+                self.console.print(
+                    f"[yellow]⚠ {trajectory.simulated_api_calls} API answers in this run were simulated "
+                    "(no real API behind them): the answer may rest on made-up data.[/]"
+                )
 
     def _panel(self, node: StepNode, *, chosen: bool) -> Panel:
         parts: list[object] = []
@@ -51,6 +56,9 @@ class EventPrinter:
         output = truncate(node.output, _OUTPUT_CHARS)
         if output:
             parts.append(Text(output, style="red" if node.status else ""))
+        simulated = sum(call.simulated for call in node.api_calls)
+        if simulated:
+            parts.append(Text(f"⚠ {simulated} of {len(node.api_calls)} API answers were simulated, not real data", style="yellow"))
         title = f"{'✔ ' if chosen else ''}step {node.depth} · {node.path} · {node.title or 'untitled'}"
         return Panel(Group(*parts), title=title, subtitle=_rewards(node), border_style="cyan" if chosen else "dim")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from sandbox.protocol import ApiCall
 
@@ -102,6 +102,12 @@ class Trajectory(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
     duration_s: float = 0.0
     notes: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def simulated_api_calls(self) -> int:
+        """How many API answers of all explored steps a simulator made up (0: all data was real or recorded)."""
+        return sum(call.simulated for node in self.nodes for call in node.api_calls)
 
     def node(self, path: str) -> StepNode:
         for node in self.nodes:

@@ -33,9 +33,8 @@ from tools.retrieval import ApiRetriever
 from tools.schema_shapes import compact_shape, field_names
 from tools.secrets import SecretSlot
 from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolProvider, ToolSet
-from tools.virtual_tmdb import VirtualTmdbServer
+from tools.virtual_tmdb import TMDB_TOKEN_MASK, VirtualTmdbServer
 
-TMDB_TOKEN_MASK = "MASKED_TMDB_TOKEN"
 TMDB_BASE_URL = "https://api.themoviedb.org/3"
 BUNDLED_SPEC = "data/tmdb_spec.json.gz"
 SECRET_SLOTS = (SecretSlot(mask=TMDB_TOKEN_MASK, place="header", name="Authorization", template="Bearer {secret}"),)

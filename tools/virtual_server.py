@@ -3,7 +3,8 @@
 It speaks the official server's protocol: a body `{category, tool_name, api_name, tool_input,
 strip, toolbench_key}` (sent as JSON, as a JSON string, or as a form) is answered
 `{"error": "...", "response": ...}` from the response cache when it holds the input, else
-from a simulator that knows the API's definition (`register_apis`).
+from a simulator that knows the API's definition (`register_apis`). The `X-CodeTool-Source`
+header says which (`recorded` or `simulated`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from codetool.errors import DataError
-from tools.http_server import EmbeddedServer
+from tools.http_server import SOURCE_HEADER, EmbeddedServer
 from tools.response_cache import ResponseCache, adapt_answer, parse_literal, standardize
 from tools.simulators import Simulator, TemplateSimulator
 from tools.toolset import ApiSpec
@@ -93,27 +94,29 @@ class VirtualApiServer(EmbeddedServer):
             category = str(api.extra.get("category", category))
             tool_name, api_name = str(api.extra["tool_name"]), str(api.extra["api_name"])
         try:
-            answer = await self._answer(api, category, tool_name, api_name, tool_input)
+            found = await self._answer(api, category, tool_name, api_name, tool_input)
         except DataError as exc:
             return _json_response({"error": str(exc), "response": ""}, status=400)
-        if answer is None:
+        if found is None:
             return _json_response({"error": self._not_found(tool_name, api_name), "response": ""}, status=404)
-        return _json_response(answer)
+        answer, source = found
+        return _json_response(answer, headers={SOURCE_HEADER: source})
 
     async def _answer(
         self, api: ApiSpec | None, category: str, tool_name: str, api_name: str, tool_input: dict[str, Any]
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any], str] | None:
+        """The answer and where it came from (`recorded` or `simulated`); None for an unknown API."""
         if self.cache is not None:
             cached = await self.cache.lookup(category, tool_name, api_name, tool_input)
             if cached is not None:
-                return adapt_answer(cached)
+                return adapt_answer(cached), "recorded"
         if api is None:
             return None
         examples = await self.cache.examples(category, tool_name, api_name) if self.cache is not None else []
         answer = await self.simulator.simulate(api, tool_input, examples)
         if self.record and self.cache is not None:
             await self.cache.store(category, tool_name, api_name, tool_input, answer)
-        return answer
+        return answer, "simulated"
 
     def _not_found(self, tool_name: str, api_name: str) -> str:
         known = sorted(self._tools.get(standardize(tool_name), ()))

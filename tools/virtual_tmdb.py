@@ -32,6 +32,7 @@ from aiohttp import web
 from tools.http_server import SOURCE_HEADER, EmbeddedServer
 from tools.response_cache import ResponseCache
 from tools.schema_shapes import sample_value
+from tools.scrubbing import SecretScrubber
 from tools.toolset import ApiSpec
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -39,6 +40,8 @@ _NAME_FIELDS = ("name", "title", "original_title", "original_name")
 _MAX_REMEMBERED_NAMES = 10_000
 _LIVE_MAX_BYTES = 16 * 1024 * 1024
 _LIVE_TIMEOUT_S = 30.0
+TMDB_TOKEN_MASK = "MASKED_TMDB_TOKEN"
+"""What generated code sees in place of the bearer token."""
 CACHE_CATEGORY = "TMDB"
 CACHE_TOOL = "tmdb"
 """Recorded answers live in `<cache>/TMDB/tmdb_for_TMDB/<endpoint>.json` (StableToolBench's layout)."""
@@ -139,8 +142,8 @@ class VirtualTmdbServer(EmbeddedServer):
             return web.json_response({**NOT_FOUND, "status_code": 0, "status_message": message}, status=502)
         found = self._match(request.path) if request.method == "GET" and status == 200 else None
         if found is not None and self.cache is not None:
-            try:
-                body = json.loads(raw)
+            try:  # a record outlives the run: no trace of the token goes into it
+                body = json.loads(SecretScrubber({TMDB_TOKEN_MASK: self.token}).scrub(raw.decode("utf-8")))
             except ValueError:
                 body = None
             if body is not None:

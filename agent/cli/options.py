@@ -22,8 +22,13 @@ SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backe
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
 RmUrlOpt = Annotated[str | None, typer.Option("--rm-url", help="Process reward model server (python -m rm serve).")]
 ToolsetOpt = Annotated[str, typer.Option("--toolset", "-t", help="Tool set: tmdb or stabletoolbench.")]
-SpecOpt = Annotated[Path | None, typer.Option("--spec", help="TMDB OpenAPI spec (tmdb_spec.json).")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache", help="StableToolBench response cache directory.")]
+SpecOpt = Annotated[
+    Path | None, typer.Option("--spec", help="TMDB spec (tmdb_spec.json[.gz]); default: the RestBench spec shipped with CodeTool.")
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option("--cache", help="Response cache directory: StableToolBench's, or where real TMDB answers are recorded/replayed."),
+]
 VirtualUrlOpt = Annotated[str | None, typer.Option("--virtual-url", help="External StableToolBench virtual server.")]
 ToolsDirOpt = Annotated[Path | None, typer.Option("--tools-dir", help="StableToolBench tools folder, for free-form queries.")]
 

@@ -52,6 +52,8 @@ class QueryView:
     tree: list[TreeNode] = field(default_factory=list)
     called: list[str] = field(default_factory=list)
     correct_path: bool | None = None
+    simulated_calls: int = 0
+    """API answers a simulator made up (e.g. the virtual TMDB without a token)."""
 
 
 def search_tree(trajectory: Trajectory) -> list[TreeNode]:
@@ -80,6 +82,7 @@ def _query_view(result: QueryResult, answers: dict[str, Any], sopr: dict[str, An
         answer_method=answer.method if answer else ("policy" if trajectory.final_answer is not None else None),
         labels=_labels(sopr, result.query_id),
         tree=search_tree(trajectory),
+        simulated_calls=trajectory.simulated_api_calls,
     )
     if result.gold_solution:
         view.called = called_apis(trajectory)

@@ -51,6 +51,24 @@ async def test_solve_json_prints_the_trajectory(tmdb_spec):
     assert trajectory["q_id"] == "adhoc" and trajectory["final_answer"].startswith("Sofia Coppola directed")
 
 
+async def test_solve_needs_no_spec_and_says_when_answers_were_simulated(tmp_path):
+    out_file = tmp_path / "t.json"
+    env = {key: value for key, value in os.environ.items() if key != "TMDB_API_TOKEN"}
+    async with OpenAIStub(coppola_policy) as stub:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agent", "solve", "movies directed by Sofia Coppola", "--toolset", "tmdb",
+            "--base-url", stub.base_url, "--model", "stub-model", "--n", "1", "--out", str(out_file),
+            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert "API answers were simulated" in out.decode() and "may rest on made-up data" in out.decode()
+    saved = json.loads(out_file.read_text())
+    calls = [call for node in saved["nodes"] for call in node["api_calls"]]
+    assert calls and all(call["simulated"] for call in calls)
+    assert saved["simulated_api_calls"] == len(calls)
+
+
 async def test_unreachable_endpoint_is_one_line_and_exit_2(tmdb_spec):
     code, stdout, stderr = await _agent(
         "solve", "anything", "--toolset", "tmdb", "--spec", str(tmdb_spec), "--base-url", "http://127.0.0.1:9/v1",

@@ -68,6 +68,12 @@ def test_report_is_self_contained(report: Path):
     assert "<style>" in html and "<script>" in html and html.count("<svg") == 4
 
 
+def test_report_labels_simulated_api_answers(report: Path):
+    html = report.read_text()
+    assert "<th>data</th>" in html
+    assert re.search(r'<span class="badge simulated"[^>]*>\d+ simulated API answers</span>', html)
+
+
 def test_report_in_chromium(report: Path, tmp_path):
     dom = chromium_dom(report, tmp_path / "profile")
     assert "10 of 10 queries shown" in dom, "the page's script did not run"

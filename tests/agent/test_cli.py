@@ -56,7 +56,7 @@ async def test_solve_needs_no_spec_and_says_when_answers_were_simulated(tmp_path
     env = {key: value for key, value in os.environ.items() if key != "TMDB_API_TOKEN"}
     async with OpenAIStub(coppola_policy) as stub:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agent", "solve", "movies directed by Sofia Coppola", "--toolset", "tmdb",
+            sys.executable, "-m", "agent", "solve", "movies directed by Sofia Coppola",  # tmdb is the default
             "--base-url", stub.base_url, "--model", "stub-model", "--n", "1", "--out", str(out_file),
             cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )

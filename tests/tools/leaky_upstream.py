@@ -135,6 +135,8 @@ class LeakyUpstream(EmbeddedServer):
         if kind == "gzip":
             packed = gzip.compress(b"z" * size)
             return web.Response(body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+        if kind == "corrupt-gzip":
+            return web.Response(body=b"\x1f\x8b not really gzip" * size, headers={"Content-Encoding": "gzip"})
         if kind == "invalid-utf8":
             return web.Response(body=b"ok \xff\xfe\xc3( " * (size // 8), content_type="application/json")
         raise web.HTTPNotFound()

@@ -169,6 +169,13 @@ async def test_odd_and_oversized_answers_arrive_cut_with_the_marker(leaky: Leaky
     assert "cut by the tool gateway" not in small.body and len(small.body) >= 1024 // 8
 
 
+async def test_a_body_that_cannot_be_decompressed_is_one_clear_line(leaky: LeakyUpstream) -> None:
+    async with ToolGateway() as gateway:
+        response = await gateway.session(tmdb_toolset(leaky.base_url))(ToolRequest(method="GET", url=f"{PREFIX}/odd/corrupt-gzip/10"))
+    assert response.status == 0 and response.error is not None and "\n" not in response.error
+    assert response.error.startswith(f"GET {PREFIX}/odd/corrupt-gzip/10: ")
+
+
 def test_the_scrubber_masks_each_encoding_and_leaves_other_text_alone() -> None:
     scrubber = SecretScrubber({"MASK": TMDB_REAL})
     for name, encode in ENCODINGS.items():

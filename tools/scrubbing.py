@@ -8,7 +8,7 @@ record, `SecretScrubber.scrub` replaces with the secret's mask every stretch of 
   JSON-, Python- or HTML-escaped (`\\/`, `\\u002f`, `\\x2f`, `&#47;`), or wrapped over lines;
 - its base64 (standard or URL-safe alphabet, padded or not, at each of the three byte
   alignments it can have inside a longer encoded value);
-- its hex (either case);
+- its hex (either case), and the secret itself in any case;
 - any piece of one of those at least `min_fragment` secret characters long, so a truncated
   or partial echo (a prefix, a suffix, a middle part, a secret split over headers and body)
   is caught too.
@@ -41,7 +41,7 @@ class SecretScrubber:
         self._exact: dict[int, dict[str, str]] = {}
         """Window size -> every window of that size of an exact-case form -> its mask."""
         self._folded: dict[int, dict[str, str]] = {}
-        """The same for the hex forms, compared in lower case."""
+        """The same for the forms compared ignoring ASCII case (as is, hex), in lower case."""
         for mask, real in secrets.items():
             if mask and real and mask != real:
                 self._add_forms(mask, real, min_fragment)
@@ -88,9 +88,8 @@ class SecretScrubber:
     def _add_forms(self, mask: str, real: str, min_fragment: int) -> None:
         raw = real.encode("utf-8")
         fragment = min(len(real), min_fragment)
-        forms = {real, real.replace(" ", "+")}
-        for form in forms:
-            self._add_windows(self._exact, form, fragment, mask)
+        for form in {real, real.replace(" ", "+")}:  # compared ignoring case: an echo may change it
+            self._add_windows(self._folded, form.translate(_ASCII_LOWER), fragment, mask)
         fragment_b64 = -(-fragment * 4 // 3)
         for alignment in range(3):
             encoded = base64.b64encode(bytes(alignment) + raw).decode("ascii")

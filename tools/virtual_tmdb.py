@@ -16,6 +16,7 @@ is written to the cache, so later runs without a token replay it offline.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -82,6 +83,7 @@ class VirtualTmdbServer(EmbeddedServer):
         )
         self._names: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._http: aiohttp.ClientSession | None = None
+        self._scrubber = SecretScrubber({TMDB_TOKEN_MASK: token})
 
     async def start(self) -> None:
         if self.live_url is not None and self._http is None:
@@ -132,7 +134,11 @@ class VirtualTmdbServer(EmbeddedServer):
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=_LIVE_TIMEOUT_S),
             ) as upstream:
-                raw = await upstream.content.read(_LIVE_MAX_BYTES + 1)
+                raw = bytearray()
+                async for chunk in upstream.content.iter_chunked(64 * 1024):
+                    raw += chunk
+                    if len(raw) > _LIVE_MAX_BYTES:
+                        break
                 status, content_type = upstream.status, upstream.headers.get("Content-Type", "application/json")
         except (aiohttp.ClientError, TimeoutError) as exc:
             message = f"the real TMDB API could not be reached ({type(exc).__name__})"
@@ -142,15 +148,19 @@ class VirtualTmdbServer(EmbeddedServer):
             return web.json_response({**NOT_FOUND, "status_code": 0, "status_message": message}, status=502)
         found = self._match(request.path) if request.method == "GET" and status == 200 else None
         if found is not None and self.cache is not None:
-            try:  # a record outlives the run: no trace of the token goes into it
-                body = json.loads(SecretScrubber({TMDB_TOKEN_MASK: self.token}).scrub(raw.decode("utf-8")))
-            except ValueError:
-                body = None
+            body = await asyncio.to_thread(self._recordable, bytes(raw))
             if body is not None:
                 tool_input = _tool_input(found[1], dict(request.query))
                 answer = {"error": "", "response": body}
                 await self.cache.store(CACHE_CATEGORY, CACHE_TOOL, found[0].name, tool_input, answer)
-        return web.Response(body=raw, status=status, headers={"Content-Type": content_type, SOURCE_HEADER: "live"})
+        return web.Response(body=bytes(raw), status=status, headers={"Content-Type": content_type, SOURCE_HEADER: "live"})
+
+    def _recordable(self, raw: bytes) -> Any:
+        """The JSON answer to record, with no trace of the token (a record outlives the run); None if not JSON."""
+        try:
+            return json.loads(self._scrubber.scrub(raw.decode("utf-8")))
+        except ValueError:
+            return None
 
     def _match(self, path: str) -> tuple[ApiSpec, dict[str, Any]] | None:
         """The endpoint serving `path` and its typed path values, or None."""

@@ -37,6 +37,7 @@ def _b64(prefix: bytes, *, urlsafe: bool = False, pad: bool = True) -> Callable[
 
 ENCODINGS: dict[str, Callable[[str], str]] = {
     "raw": lambda s: s,
+    "upper-case": str.upper,
     "percent": lambda s: quote(s, safe=""),
     "percent-keep-slash": quote,
     "percent-plus": quote_plus,

@@ -71,9 +71,12 @@ def test_stabletoolbench_folder_needs_a_known_group(tmp_path):
     assert not (tmp_path / "r").exists(), "a refused run must not leave a run directory behind"
 
 
-def test_tmdb_needs_its_spec_and_a_known_benchmark(tmp_path):
-    code, _, stderr = agent_run("--benchmark", "tmdb", "--data", str(TMDB_QUERIES), "--out", str(tmp_path / "r"))
-    assert code == 2 and "--spec" in one_error_line(stderr)
+def test_a_missing_tmdb_spec_and_an_unknown_benchmark_are_one_line(tmp_path):
+    missing = tmp_path / "no_spec.json"
+    code, _, stderr = agent_run(
+        "--benchmark", "tmdb", "--data", str(TMDB_QUERIES), "--spec", str(missing), "--out", str(tmp_path / "r")
+    )
+    assert code == 2 and f"{missing}: no such file" in one_error_line(stderr)
     code, _, stderr = agent_run("--benchmark", "toolbench", "--data", str(TMDB_QUERIES), "--out", str(tmp_path / "r"))
     assert code == 2 and "invalid --benchmark" in one_error_line(stderr)
 

@@ -28,6 +28,8 @@ from tools.toolset import ApiSpec
 log = structlog.get_logger(__name__)
 
 VIRTUAL_PATH = "/virtual"
+SIMULATED_MARK = "codetool_simulated"
+"""Key that `record=True` adds to the answers it writes: they were simulated, and replay as such."""
 _json_response = partial(web.json_response, dumps=partial(json.dumps, ensure_ascii=False, default=str))
 
 
@@ -109,13 +111,14 @@ class VirtualApiServer(EmbeddedServer):
         if self.cache is not None:
             cached = await self.cache.lookup(category, tool_name, api_name, tool_input)
             if cached is not None:
-                return adapt_answer(cached), "recorded"
+                answer = adapt_answer(cached)
+                return answer, "simulated" if answer.pop(SIMULATED_MARK, None) is True else "recorded"
         if api is None:
             return None
         examples = await self.cache.examples(category, tool_name, api_name) if self.cache is not None else []
         answer = await self.simulator.simulate(api, tool_input, examples)
-        if self.record and self.cache is not None:
-            await self.cache.store(category, tool_name, api_name, tool_input, answer)
+        if self.record and self.cache is not None:  # marked, so a replay is not taken for real data
+            await self.cache.store(category, tool_name, api_name, tool_input, {**answer, SIMULATED_MARK: True})
         return answer, "simulated"
 
     def _not_found(self, tool_name: str, api_name: str) -> str:

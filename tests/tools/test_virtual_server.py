@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from tests.support.openai_stub import OpenAIStub
 from tools import ApiSpec, LlmSimulator, VirtualApiServer, cache_file_parts
+from tools.http_server import SOURCE_HEADER
 from tools.simulators import MAX_LIST_ITEMS, TemplateSimulator, load_template
 from tools.stabletoolbench import api_spec
 
@@ -189,8 +190,10 @@ async def test_record_mode_writes_simulated_answers_for_later_runs(tmp_path: Pat
         server.register_apis([the_api()])
         _, simulated = await post(server.url, json=call_body({"name": "kaka"}))
     async with VirtualApiServer(cache_dir=tmp_path) as replay:  # knows no API: only the cache can answer
-        status, replayed = await post(replay.url, json=call_body({"name": "kaka"}))
+        async with aiohttp.ClientSession() as http, http.post(replay.url, json=call_body({"name": "kaka"})) as response:
+            status, replayed, source = response.status, await response.json(), response.headers[SOURCE_HEADER]
     assert status == 200 and replayed == simulated
+    assert source == "simulated"  # recorded simulations replay as what they are
 
 
 async def test_the_llm_simulator_answers_and_falls_back_on_garbage() -> None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import base64
 import re
+from array import array
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 _ESCAPE = re.compile(
@@ -58,22 +60,29 @@ class SecretScrubber:
         """`text` with every stretch that carries a secret (in any known form) replaced by its mask."""
         if self._runs is None or not text:
             return text
-        canonical, starts, ends = _canonical(text)
+        canonical = _decoded(text)
+        hits = self._find(canonical)
+        if not hits:
+            return text
+        if canonical != text:  # map the hits back onto the original (only when there is a leak: rare)
+            starts = _canonical_starts(text)
+            hits = [(starts[first], starts[after], mask) for first, after, mask in hits]
+        return _mask_spans(text, hits)
+
+    def _find(self, canonical: str) -> list[tuple[int, int, str]]:
+        """(start, end, mask) of every window of a secret's form in `canonical`."""
         folded = canonical.translate(_ASCII_LOWER) if self._folded else canonical
-        spans: list[tuple[int, int, str]] = []
-        for run in self._runs.finditer(canonical):
+        hits: list[tuple[int, int, str]] = []
+        for run in self._runs.finditer(canonical) if self._runs is not None else ():
             for sizes, haystack in ((self._exact, canonical), (self._folded, folded)):
                 piece = haystack[run.start() : run.end()]
                 for size, windows in sizes.items():
                     for window in {piece[i : i + size] for i in range(len(piece) - size + 1)} & windows.keys():
                         found = piece.find(window)
                         while found >= 0:
-                            first, last = run.start() + found, run.start() + found + size - 1
-                            spans.append((starts[first] if starts else first, ends[last] if ends else last + 1, windows[window]))
+                            hits.append((run.start() + found, run.start() + found + size, windows[window]))
                             found = piece.find(window, found + 1)
-        if not spans:
-            return text
-        return _mask_spans(text, spans)
+        return hits
 
     def scrub_nested(self, value: Any) -> Any:
         """`value` with `scrub` applied to every string in it, dict keys included."""
@@ -108,40 +117,46 @@ class SecretScrubber:
             windows.setdefault(form[start : start + size], mask)
 
 
-def _canonical(text: str) -> tuple[str, list[int], list[int]]:
-    """`text` with escapes decoded (a few rounds), and per canonical character its original span.
+def _decoded(text: str) -> str:
+    """`text` with escapes decoded, a few rounds over (for doubly encoded echoes)."""
+    for _ in range(_DECODE_ROUNDS):
+        text, count = _ESCAPE.subn(_decode_match, text)
+        if not count:
+            break
+    return text
 
-    The span lists are empty when nothing was decoded (the canonical text is `text` itself).
+
+def _canonical_starts(text: str) -> array[int]:
+    """Where each character of `_decoded(text)` starts in `text`, then a sentinel `len(text)`.
+
+    So decoded `[a, b)` came from original `[starts[a], starts[b])`.
     """
-    starts: list[int] = []
-    ends: list[int] = []
+    starts = array("q", range(len(text) + 1))
     for _ in range(_DECODE_ROUNDS):
         if _ESCAPE.search(text) is None:
             break
         pieces: list[str] = []
-        new_starts: list[int] = []
-        new_ends: list[int] = []
+        kept = array("q")  # per decoded character of this round: its offset in this round's input
         position = 0
         for match in _ESCAPE.finditer(text):
             pieces.append(text[position : match.start()])
-            new_starts.extend(range(position, match.start()))
-            new_ends.extend(range(position + 1, match.start() + 1))
-            decoded = _decode_escape(match.group())
+            kept.extend(range(position, match.start()))
+            decoded = _decode_match(match)
             if decoded:
                 pieces.append(decoded)
-                new_starts.append(match.start())
-                new_ends.append(match.end())
+                kept.append(match.start())
             position = match.end()
         pieces.append(text[position:])
-        new_starts.extend(range(position, len(text)))
-        new_ends.extend(range(position + 1, len(text) + 1))
-        if starts:  # compose with the earlier rounds' map
-            new_starts = [starts[i] for i in new_starts]
-            new_ends = [ends[i - 1] for i in new_ends]
-        text, starts, ends = "".join(pieces), new_starts, new_ends
-    return text, starts, ends
+        kept.extend(range(position, len(text) + 1))
+        text, starts = "".join(pieces), array("q", map(starts.__getitem__, kept))
+    return starts
 
 
+def _decode_match(match: re.Match[str]) -> str:
+    return _decode_escape(match.group())
+
+
+@lru_cache(maxsize=4096)
 def _decode_escape(escape: str) -> str:
     """One character for an escape; "" for line breaks (base64 and PEM wrap their lines)."""
     if escape in ("\r", "\n", "\\n", "\\r"):

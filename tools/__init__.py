@@ -9,6 +9,8 @@ from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
 from tools.retrieval import ApiRetriever
+from tools.scrubbing import SecretScrubber
+from tools.secrets import SecretSlot
 from tools.simulators import LlmSimulator, Simulator, TemplateSimulator
 from tools.stabletoolbench import StableToolBenchOptions, StableToolBenchProvider, load_tools_dir
 from tools.tmdb import TmdbOptions, TmdbProvider, load_tmdb_spec
@@ -27,6 +29,8 @@ __all__ = [
     "Query",
     "ResponseCache",
     "Route",
+    "SecretScrubber",
+    "SecretSlot",
     "Simulator",
     "StableToolBenchOptions",
     "StableToolBenchProvider",

@@ -13,8 +13,8 @@ record, `SecretScrubber.scrub` replaces with the secret's mask every stretch of 
   or partial echo (a prefix, a suffix, a middle part, a secret split over headers and body)
   is caught too.
 
-The text is first decoded into a canonical form with a map back to the original offsets;
-the forms above are searched there and the matching original stretches are masked.
+The forms above are searched in the text as is and after each of up to three rounds of
+decoding; a stretch found in decoded text is mapped back to the original offsets and masked.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import re
 from array import array
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 _ESCAPE = re.compile(
     r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\[/\\\"'nr]|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};"
@@ -60,14 +59,17 @@ class SecretScrubber:
         """`text` with every stretch that carries a secret (in any known form) replaced by its mask."""
         if self._runs is None or not text:
             return text
-        canonical = _decoded(text)
-        hits = self._find(canonical)
-        if not hits:
-            return text
-        if canonical != text:  # map the hits back onto the original (only when there is a leak: rare)
-            starts = _canonical_starts(text)
-            hits = [(starts[first], starts[after], mask) for first, after, mask in hits]
-        return _mask_spans(text, hits)
+        hits = self._find(text)  # as is: a secret may itself hold what looks like an escape
+        decoded = text
+        for rounds in range(1, _DECODE_ROUNDS + 1):  # then each round of decoding (doubly encoded echoes)
+            decoded, count = _ESCAPE.subn(_decode_match, decoded)
+            if not count:
+                break
+            found = self._find(decoded)
+            if found:  # map them back onto the original (only when there is a leak: rare)
+                starts = _canonical_starts(text, rounds)
+                hits += [(starts[first], starts[after], mask) for first, after, mask in found]
+        return _mask_spans(text, hits) if hits else text
 
     def _find(self, canonical: str) -> list[tuple[int, int, str]]:
         """(start, end, mask) of every window of a secret's form in `canonical`."""
@@ -83,16 +85,6 @@ class SecretScrubber:
                             hits.append((run.start() + found, run.start() + found + size, windows[window]))
                             found = piece.find(window, found + 1)
         return hits
-
-    def scrub_nested(self, value: Any) -> Any:
-        """`value` with `scrub` applied to every string in it, dict keys included."""
-        if isinstance(value, str):
-            return self.scrub(value)
-        if isinstance(value, Mapping):
-            return {self.scrub_nested(key): self.scrub_nested(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self.scrub_nested(item) for item in value]
-        return value
 
     def _add_forms(self, mask: str, real: str, min_fragment: int) -> None:
         raw = real.encode("utf-8")
@@ -117,22 +109,13 @@ class SecretScrubber:
             windows.setdefault(form[start : start + size], mask)
 
 
-def _decoded(text: str) -> str:
-    """`text` with escapes decoded, a few rounds over (for doubly encoded echoes)."""
-    for _ in range(_DECODE_ROUNDS):
-        text, count = _ESCAPE.subn(_decode_match, text)
-        if not count:
-            break
-    return text
-
-
-def _canonical_starts(text: str) -> array[int]:
-    """Where each character of `_decoded(text)` starts in `text`, then a sentinel `len(text)`.
+def _canonical_starts(text: str, rounds: int) -> array[int]:
+    """Where each character of `text` decoded `rounds` times starts in `text`, then a sentinel `len(text)`.
 
     So decoded `[a, b)` came from original `[starts[a], starts[b])`.
     """
     starts = array("q", range(len(text) + 1))
-    for _ in range(_DECODE_ROUNDS):
+    for _ in range(rounds):
         if _ESCAPE.search(text) is None:
             break
         pieces: list[str] = []

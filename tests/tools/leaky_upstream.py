@@ -166,6 +166,7 @@ def decodings(text: str) -> list[str]:
 
 
 def fragments(secret: str, size: int = 8) -> list[str]:
+    size = min(size, len(secret))
     return [secret[i : i + size] for i in range(len(secret) - size + 1)]
 
 

@@ -186,6 +186,14 @@ def test_the_scrubber_masks_each_encoding_and_leaves_other_text_alone() -> None:
     assert not SecretScrubber({"MASK": ""}) and SecretScrubber({"MASK": ""}).scrub(TMDB_REAL) == TMDB_REAL
 
 
+@pytest.mark.parametrize("real", ["k%41y\\u0042/z+Q~9wT3pLm&amp;", "short", "with space and ümlaut 12345"])
+def test_secrets_of_any_shape_are_found_in_each_form(real: str) -> None:
+    scrubber = SecretScrubber({"MASK": real})
+    for name, encode in ENCODINGS.items():
+        scrubbed = scrubber.scrub(f"<{encode(real)}>")
+        assert leaked(real, scrubbed) == [] and real not in scrubbed, name
+
+
 def test_slots_declare_one_secret_each() -> None:
     with pytest.raises(ValueError, match="exactly once"):
         SecretSlot(mask="M", place="header", name="Authorization", template="Bearer")

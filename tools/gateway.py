@@ -40,7 +40,7 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
     {"content-length", "content-encoding", "transfer-encoding", "connection", "set-cookie"}
 )
 TRUNCATED_HEADER = "X-CodeTool-Truncated"
-_SCRUB_INLINE_CHARS = 16 * 1024
+_SCRUB_INLINE_CHARS = 4 * 1024
 
 
 @dataclass(frozen=True)

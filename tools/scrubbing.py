@@ -5,7 +5,8 @@ can carry an attached secret back. Before a response reaches the sandbox, the me
 record, `SecretScrubber.scrub` replaces with the secret's mask every stretch of text that holds
 
 - the secret as is, percent-encoded (`%2F` or `%2f`, `+` for space, any mix, twice over),
-  JSON-, Python- or HTML-escaped (`\\/`, `\\u002f`, `\\x2f`, `&#47;`), or wrapped over lines;
+  JSON-, Python- or HTML-escaped (`\\/`, `\\u002f`, `\\x2f`, `&#47;`), wrapped over lines, or
+  in UTF-16 read as a one-byte charset;
 - its base64 (standard or URL-safe alphabet, padded or not, at each of the three byte
   alignments it can have inside a longer encoded value);
 - its hex (either case), and the secret itself in any case;
@@ -27,7 +28,7 @@ from functools import lru_cache
 
 _ESCAPE = re.compile(
     r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\[/\\\"'nr]|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};"
-    r"|&(?:amp|lt|gt|quot|apos|sol);|[\r\n]"
+    r"|&(?:amp|lt|gt|quot|apos|sol);|[\r\n\x00]"
 )
 _ENTITIES = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&sol;": "/"}
 _DECODE_ROUNDS = 3
@@ -141,8 +142,8 @@ def _decode_match(match: re.Match[str]) -> str:
 
 @lru_cache(maxsize=4096)
 def _decode_escape(escape: str) -> str:
-    """One character for an escape; "" for line breaks (base64 and PEM wrap their lines)."""
-    if escape in ("\r", "\n", "\\n", "\\r"):
+    """One character for an escape; "" for line breaks (base64 and PEM wrap their lines) and NULs (UTF-16)."""
+    if escape in ("\r", "\n", "\x00", "\\n", "\\r"):
         return ""
     if escape.startswith("%"):
         return chr(int(escape[1:], 16))

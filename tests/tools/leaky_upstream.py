@@ -62,6 +62,7 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "base64-percent": lambda s: quote(base64.b64encode(s.encode()).decode(), safe=""),
     "base64-json-slash": lambda s: base64.b64encode(b"??" + s.encode()).decode().replace("/", "\\/"),
     "base64-mime-wrapped": lambda s: base64.encodebytes(b"-" * 50 + s.encode()).decode(),
+    "utf-16": lambda s: s.encode("utf-16-le").decode("latin-1"),
     "hex": lambda s: s.encode().hex(),
     "hex-upper": lambda s: s.encode().hex().upper(),
     "prefix": lambda s: s[:12],
@@ -71,7 +72,9 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "base64-truncated": lambda s: base64.b64encode(s.encode()).decode()[:20],
 }
 CARRIERS = ("body", "json", "header", "redirect", "error", "split")
-SINGLE_LINE_CARRIERS = ("header", "redirect")
+HEADER_CARRIERS = ("header", "redirect", "split")
+NOT_IN_HEADERS = ("base64-mime-wrapped", "utf-16")
+"""Encodings a header value cannot hold (line breaks, NULs)."""
 
 
 class LeakyUpstream(EmbeddedServer):
@@ -145,7 +148,7 @@ class LeakyUpstream(EmbeddedServer):
 
 def decodings(text: str) -> list[str]:
     """`text` and what it reads as after the usual decodings, for an independent leak check."""
-    texts = [text, unquote(text), unquote(unquote(text)), html.unescape(text), text.replace("\\/", "/")]
+    texts = [text, unquote(text), unquote(unquote(text)), html.unescape(text), text.replace("\\/", "/"), text.replace("\0", "")]
     try:
         texts.append(text.encode("latin-1", "backslashreplace").decode("unicode_escape"))
     except UnicodeDecodeError:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 import pytest
 
 from sandbox.protocol import ToolRequest, ToolResponse
-from tests.tools.leaky_upstream import CARRIERS, ENCODINGS, SINGLE_LINE_CARRIERS, LeakyUpstream, leaked
+from tests.tools.leaky_upstream import CARRIERS, ENCODINGS, HEADER_CARRIERS, NOT_IN_HEADERS, LeakyUpstream, leaked
 from tools import Route, ToolGateway, ToolSet
 from tools.gateway import TRUNCATED_HEADER
 from tools.scrubbing import SecretScrubber
@@ -66,7 +66,7 @@ def cases() -> list[tuple[str, str]]:
         (encoding, carrier)
         for encoding in ENCODINGS
         for carrier in CARRIERS
-        if not (carrier in SINGLE_LINE_CARRIERS + ("split",) and encoding == "base64-mime-wrapped")
+        if not (carrier in HEADER_CARRIERS and encoding in NOT_IN_HEADERS)
         and not (carrier == "split" and encoding in SHORT_LEAKS)
     ]
 
@@ -91,8 +91,8 @@ async def test_an_echoed_bearer_token_never_reaches_the_cell(leaky: LeakyUpstrea
 @pytest.mark.parametrize("encoding", list(ENCODINGS))
 @pytest.mark.parametrize("carrier", ["json", "error", "split"])
 async def test_an_echoed_toolbench_key_never_reaches_the_cell(leaky: LeakyUpstream, encoding: str, carrier: str) -> None:
-    if carrier == "split" and encoding in ("base64-mime-wrapped", *SHORT_LEAKS):
-        pytest.skip("a header cannot hold a line break; short echoes split in two fall below the fragment size")
+    if carrier == "split" and encoding in (*NOT_IN_HEADERS, *SHORT_LEAKS):
+        pytest.skip("a header cannot hold a line break or NUL; short echoes split in two fall below the fragment size")
     body = {"category": "c", "tool_name": "t", "api_name": "a", "tool_input": {}, "toolbench_key": TOOLBENCH_KEY_MASK}
     async with ToolGateway() as gateway:
         response = await gateway.session(stb_toolset(f"{leaky.base_url}/reflect/{encoding}/{carrier}"))(

@@ -15,7 +15,6 @@ import signal
 import sys
 from types import FrameType
 
-import click
 import typer
 from pydantic import ValidationError
 
@@ -68,26 +67,24 @@ def fail(message: str, code: int) -> typer.Exit:
 def run_cli(command_line: typer.Typer, *, prog_name: str | None = None) -> None:
     """Run a command line under the exit-code policy; every error is one `error: ...` line on stderr."""
     install_stop_signals()
+    code: int | str | None = OK
     try:
-        code = command_line(standalone_mode=False, prog_name=prog_name)
+        command_line(prog_name=prog_name)  # typer exits itself: usage errors 2, KeyboardInterrupt 130
+    except SystemExit as exit_:
+        code = exit_.code
     except CodeToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = exc.exit_code
     except ValidationError as exc:
         print(f"error: invalid option: {describe_validation_error(exc)}", file=sys.stderr)
         code = BAD_INPUT
-    except click.exceptions.Abort:
-        code = INTERRUPTED
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
     except KeyboardInterrupt:
         code = INTERRUPTED
     if code == INTERRUPTED:  # typer turns every KeyboardInterrupt into 130; SIGTERM's is 143
         code = interrupt_exit_code()
         if not _reported:
             print("interrupted", file=sys.stderr)
-    sys.exit(code if isinstance(code, int) else OK)
+    sys.exit(code)
 
 
 def report_interrupt(line: str) -> typer.Exit:

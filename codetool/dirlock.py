@@ -3,7 +3,8 @@
 `RUN_DIR/.lock` is held with `fcntl.flock` for as long as the writer runs; the kernel releases
 it when the process ends however it ends (kill -9 included), so a lock left by a dead process
 is simply taken over. The file also records who holds it (host, pid, start), for the one line
-a second writer is refused with.
+a second writer is refused with. A writer that ends removes the file; one that takes the lock
+checks that the file it locked is still the one at the path (another may have just removed it).
 """
 
 from __future__ import annotations
@@ -39,13 +40,19 @@ class DirectoryLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_record(fd)
-            os.close(fd)
-            raise DirectoryBusy(f"{self.path.parent} is in use by {_describe(holder)}; wait for it to end or stop it first") from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_record(fd)
+                os.close(fd)
+                raise DirectoryBusy(
+                    f"{self.path.parent} is in use by {_describe(holder)}; wait for it to end or stop it first"
+                ) from None
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # the holder removed the file between our open and our lock: lock the new one
         earlier = _read_record(fd)
         self.took_over = earlier or None
         record = {
@@ -63,7 +70,7 @@ class DirectoryLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        os.ftruncate(fd, 0)  # the record of a holder that ended cleanly is not a stale lock
+        self.path.unlink(missing_ok=True)  # while still locked: nobody can hold the file we remove
         os.close(fd)  # closing releases the flock
 
     def __enter__(self) -> DirectoryLock:
@@ -72,6 +79,15 @@ class DirectoryLock:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _read_record(fd: int) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,10 +17,10 @@ from codetool.validation import describe_validation_error
 M = TypeVar("M", bound=BaseModel)
 
 
-def to_json(data: Any, *, indent: int | None = None) -> str:
-    """`data` as strict JSON text: NaN and infinities are refused (`DataError`), never written."""
+def to_json(data: Any, *, indent: int | None = None, default: Callable[[Any], Any] | None = None) -> str:
+    """`data` as strict JSON text (the one JSON writer of CodeTool): NaN and infinities are refused (`DataError`)."""
     try:
-        return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False)
+        return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False, default=default)
     except ValueError as exc:
         raise DataError(f"refusing to write non-standard JSON ({exc})") from None
 

@@ -95,8 +95,13 @@ def open_manifest(
         "endpoints": list(settings.endpoints) or [config.llm.base_url],
         "versions": versions(),
         "queries": merged,
-        "sessions": [*existing.get("sessions", []), session],
+        "sessions": [*map(_ended, existing.get("sessions", [])), session],
     }
+
+
+def _ended(session: dict[str, Any]) -> dict[str, Any]:
+    """An earlier session; one still `running` died without recording its end (its lock was free)."""
+    return {**session, "status": "killed"} if session.get("status") == "running" else session
 
 
 def close_session(manifest: dict[str, Any], status: str, summary: dict[str, Any]) -> dict[str, Any]:

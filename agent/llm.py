@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import openai
 
 from agent.config import LLMConfig
+from codetool.completions import malformed_completion
 from codetool.errors import EndpointError
 from codetool.lifecycle import AsyncLifecycle
 from codetool.retry import RETRY_STATUSES, Backoff, TransientFault
@@ -162,25 +163,6 @@ class LLMClient(AsyncLifecycle):
         if isinstance(exc, openai.APIStatusError):
             return EndpointError(f"LLM endpoint {where} answered HTTP {exc.status_code}: {_first_line(exc.message)}")
         return EndpointError(f"LLM endpoint {where} failed: {_first_line(str(exc))}")
-
-
-def malformed_completion(response: object) -> str | None:
-    """What is wrong with a chat completion an endpoint answered, or None when it is well formed."""
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list):
-        return "JSON without `choices`"
-    for choice in choices:
-        if getattr(choice, "message", None) is None:
-            return "a choice without a `message`"
-        if not isinstance(getattr(choice, "index", None), int):
-            return "a choice without an `index`"
-    usage = getattr(response, "usage", None)
-    if usage is not None:
-        for name in ("prompt_tokens", "completion_tokens"):
-            value = getattr(usage, name, None)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                return f"an invalid usage.{name} ({value!r})"
-    return None
 
 
 def _first_line(text: str) -> str:

@@ -37,7 +37,13 @@ def audit_command(
 ) -> None:
     """List a run's sandbox executions (filtered), or show one in full."""
     path = run_dir if run_dir.is_file() else run_dir / AUDIT_DB_NAME
-    with AuditStore(path) as store:
+    try:
+        opened = AuditStore(path)
+    except DataError as exc:
+        if not path.exists():
+            raise
+        raise DataError(f"{exc}; `python -m agent run ... --repair` on the run rebuilds it from the trajectories") from None
+    with opened as store:
         if execution_id is not None:
             record = store.execution(execution_id)
             if record is None:

@@ -42,6 +42,34 @@ class TwoSteps:
         return [step(2, "Answer", "print('the answer')", finished=True)]
 
 
+def _stat(pid: str) -> tuple[int, str, str] | None:
+    """(parent pid, state, start ticks) of a live process, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), fields[0], fields[19]
+
+
+def descendants(root: int) -> set[tuple[int, str]]:
+    """Every live process below `root`, as (pid, start ticks)."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(entry.name)) is not None and stat[1] != "Z":
+            children.setdefault(stat[0], []).append((int(entry.name), stat[2]))
+    found: set[tuple[int, str]] = set()
+    frontier = [root]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            found.add(child)
+            frontier.append(child[0])
+    return found
+
+
+def alive(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    return {(pid, ticks) for pid, ticks in processes if (stat := _stat(str(pid))) and stat[2] == ticks and stat[1] != "Z"}
+
+
 def manifest(out: Path) -> dict[str, Any]:
     return strict_json(out / "run.json")
 
@@ -128,12 +156,15 @@ async def test_a_stopped_run_records_the_session_as_interrupted_and_says_how_to_
         process = await start("agent", *run_args(stub.base_url, out, config, "--limit", "3", "--concurrency", "2"))
         try:
             assert await asyncio.to_thread(policy.reached.wait, 60)
+            sandboxes = descendants(process.pid)
+            assert sandboxes, "the run started no sandbox process"
             process.send_signal(signum)
             code, _, stderr = await finish(process, timeout=60)
         finally:
             policy.release.set()
     assert code == expected, stderr
     assert_no_traceback(stderr)
+    assert alive(sandboxes) == set(), "a sandbox process outlived the stopped run"
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("interrupted: 0 of 3 queries finished, 0 failed, 3 not done") and "run the same command again" in last
     session = manifest(out)["sessions"][0]

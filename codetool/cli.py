@@ -78,6 +78,10 @@ def run_cli(command_line: typer.Typer, *, prog_name: str | None = None) -> None:
     except ValidationError as exc:
         print(f"error: invalid option: {describe_validation_error(exc)}", file=sys.stderr)
         code = BAD_INPUT
+    except OSError as exc:  # a file system refusal no earlier check caught: still one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        code = SOME_FAILED
     except KeyboardInterrupt:
         code = INTERRUPTED
     if code == INTERRUPTED:  # typer turns every KeyboardInterrupt into 130; SIGTERM's is 143

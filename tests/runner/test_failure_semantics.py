@@ -297,3 +297,20 @@ async def test_a_second_rm_collect_on_the_same_folder_is_refused_naming_the_hold
             policy.release.set()
         code, _, stderr = await finish(first)
     assert code == 0, stderr
+
+
+async def test_a_malformed_judge_answer_is_retried_then_one_line_naming_the_endpoint(tmp_path):
+    out, config = tmp_path / "run", write_agent_config(tmp_path)
+    async with OpenAIStub(TwoSteps()) as stub:
+        code, _, stderr = await run("agent", *run_args(stub.base_url, out, config, "--limit", "1"))
+        assert code == 0, stderr
+        asked = len(stub.requests)
+        stub.malformed_next("no-choices", count=1000)
+        code, _, stderr = await run(
+            "evaluation", "sopr", str(out), "--judge-model", "judge", "--rounds", "1", "--base-url", stub.base_url
+        )
+    assert code == 1, stderr
+    assert_no_traceback(stderr)
+    (line,) = error_lines(stderr)
+    assert line == f"error: LLM endpoint {stub.base_url} answered JSON without `choices` (5 attempts)"
+    assert len(stub.requests) - asked == 5, "retried with the endpoint's backoff, then given up"

@@ -96,7 +96,8 @@ class RewardModelClient:
                 raise TransientFault(f"answered {path} with nonsense: {exc}") from None
 
         def give_up(attempts: int, fault: str) -> RewardModelError:
-            return RewardModelError(f"PRM at {self.url} {fault} ({attempts} attempts)")
+            tries = f" ({attempts} attempts)" if attempts > 1 else ""
+            return RewardModelError(f"PRM at {self.url} {fault}{tries}")
 
         return await self._backoff.call(attempt, give_up)
 

@@ -1,9 +1,10 @@
 """The `ray` executor: shards a run's pending queries over Ray workers.
 
-Each worker runs the same async runner (`run_shard`) over its share, but writes nothing
-itself: its results travel back to the driver on a Ray queue, and the driver, which holds the
-run directory's lock, writes them (and shows progress). The run directory therefore need not
-be shared with the workers; every node needs CodeTool installed.
+Each worker runs the same async runner (`run_shard`) over its share, but writes no result
+itself: its trajectories and failures travel back to the driver on a Ray queue, and the driver,
+which holds the run directory's lock, writes them (and shows progress). Workers do record their
+executions in the run's audit database (SQLite takes several writers), so RUN_DIR must be on a
+shared file system at the same path on every node; every node needs CodeTool installed.
 """
 
 from __future__ import annotations

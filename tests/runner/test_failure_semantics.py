@@ -188,7 +188,8 @@ async def test_the_error_budget_is_exact_under_concurrency(tmp_path):
     summary = manifest(out)["summary"]
     assert len(failures) == summary["failed"] == 3 and manifest(out)["status"] == "aborted"
     assert summary["finished"] == 0 and summary["pending"] == 9
-    assert len(stub.requests) == 3 + summary["cancelled"], "a query started after the budget was spent"
+    # every query asked once (it fails at once); one cancelled before its request reached the server asked nothing
+    assert 3 <= len(stub.requests) <= 3 + summary["cancelled"], "a query started after the budget was spent"
 
 
 async def test_corrupt_run_json_is_refused_then_repaired_from_the_trajectories(tmp_path):

@@ -53,9 +53,11 @@ class CodeToolAgent(AsyncLifecycle):
         llm: LLMClient | None = None,
         scorer: LatentScorer | None = None,
         run_id: str | None = None,
+        attempt: int | None = None,
     ) -> None:
         self.config = config or AgentConfig()
         self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.attempt = attempt
         self._given = {"sandbox": sandbox, "gateway": gateway, "llm": llm}
         self._given_scorer = scorer
         self._runtime: Runtime | None = None
@@ -66,7 +68,7 @@ class CodeToolAgent(AsyncLifecycle):
         if self._stack is not None:
             return
         async with AsyncExitStack() as stack:
-            runtime = await open_runtime(stack, self.config, run_id=self.run_id, **self._given)
+            runtime = await open_runtime(stack, self.config, run_id=self.run_id, attempt=self.attempt, **self._given)
             scorer = self._given_scorer
             if scorer is None and self._wants_prm():
                 from agent.prm import PrmScorer
@@ -139,7 +141,7 @@ class CodeToolAgent(AsyncLifecycle):
         search = self.config.search
         run = self._runtime.query_run(query, toolset, emit, mode=search.mode)
         trajectory = run.trajectory
-        await emit(QueryStarted(query.query_id, query.text, toolset.name))
+        await emit(QueryStarted(query.query_id, query.text, toolset.name, trajectory))
         selector = create_selector(search.mode, f"{search.seed}:{query.query_id}")
         judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
         expander = self._runtime.expander()
@@ -152,11 +154,22 @@ class CodeToolAgent(AsyncLifecycle):
         except CodeToolError as exc:
             trajectory.error, trajectory.stop_reason = str(exc), "error"
             raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc
+        except asyncio.CancelledError:
+            mark_interrupted(trajectory)
+            raise
         finally:
             trajectory.usage = run.usage.as_dict()
             trajectory.duration_s = time.perf_counter() - started
         _conclude(trajectory, path)
         return trajectory
+
+
+def mark_interrupted(trajectory: Trajectory) -> None:
+    """Mark a trajectory whose solve was stopped part-way: the steps chosen so far form its path."""
+    if trajectory.stop_reason is not None:
+        return
+    trajectory.stop_reason = "interrupted"
+    trajectory.chosen_path = [node.path for node in trajectory.nodes if node.chosen]
 
 
 def _conclude(trajectory: Trajectory, path: list[StepNode]) -> None:

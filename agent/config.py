@@ -36,6 +36,9 @@ class LLMConfig(_Frozen):
     max_tokens: int = Field(2048, gt=0)
     timeout_s: float = Field(600.0, gt=0)
     max_retries: int = Field(4, ge=0)
+    """Further attempts after a failed request (HTTP 429/5xx, timeout, refused connection, malformed answer)."""
+    retry_backoff_s: float = Field(0.5, ge=0)
+    """Wait before the first retry; doubled before each next one (at most 8 s)."""
     max_concurrency: int = Field(16, gt=0)
     """Requests in flight to the endpoint at once, for this agent."""
     max_top_up_rounds: int = Field(4, ge=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.trajectory import StepNode, Trajectory
 
@@ -12,6 +12,8 @@ class QueryStarted:
     query_id: str
     query: str
     toolset: str
+    trajectory: Trajectory | None = field(default=None, repr=False, compare=False)
+    """The trajectory being built (what a caller saves if the solve is interrupted)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from dataclasses import dataclass, field
 import openai
 
 from agent.config import LLMConfig
+from codetool.completions import malformed_completion
 from codetool.errors import EndpointError
 from codetool.lifecycle import AsyncLifecycle
+from codetool.retry import RETRY_STATUSES, Backoff, TransientFault
 
 Message = dict[str, str]
 
@@ -55,9 +58,10 @@ class Samples:
 class LLMClient(AsyncLifecycle):
     """Samples step completions from the policy endpoint.
 
-    Retries with exponential backoff on 429, 5xx, timeouts and connection errors (the
-    `openai` client's own retry loop), tops up when a server returns fewer than `n`
-    choices, and turns every failure into one `EndpointError` line.
+    Retries with exponential backoff (`codetool.retry`) on 429, 5xx, timeouts, connection errors
+    and malformed answers (not JSON, no `choices`, a choice without a message, negative token
+    counts), tops up when a server returns fewer than `n` choices, and turns every failure into
+    one `EndpointError` line naming the endpoint and what was wrong.
     """
 
     def __init__(self, config: LLMConfig) -> None:
@@ -66,8 +70,9 @@ class LLMClient(AsyncLifecycle):
             base_url=config.base_url,
             api_key=config.api_key or "EMPTY",
             timeout=config.timeout_s,
-            max_retries=config.max_retries,
+            max_retries=0,  # retried here, malformed answers included
         )
+        self._backoff = Backoff(retries=config.max_retries, base_s=config.retry_backoff_s)
         self._slots = asyncio.Semaphore(config.max_concurrency)
 
     async def aclose(self) -> None:
@@ -96,14 +101,28 @@ class LLMClient(AsyncLifecycle):
         return result
 
     async def chat(self, messages: Sequence[Message], **params: object) -> openai.types.chat.ChatCompletion:
-        """One plain chat completion (used by final-answer writers and judges)."""
-        async with self._slots:
-            try:
-                return await self._client.chat.completions.create(
-                    model=self.config.model, messages=list(messages), **params  # type: ignore[arg-type]
-                )
-            except openai.OpenAIError as exc:
-                raise self._translate(exc) from None
+        """One chat completion with well-formed choices (also used by final-answer writers and judges)."""
+
+        async def attempt() -> openai.types.chat.ChatCompletion:
+            async with self._slots:
+                try:
+                    response = await self._client.chat.completions.create(
+                        model=self.config.model, messages=list(messages), **params  # type: ignore[arg-type]
+                    )
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise TransientFault(f"answered malformed JSON ({_first_line(str(exc))})") from None
+                except openai.OpenAIError as exc:
+                    raise self._translate(exc) from None
+            problem = malformed_completion(response)
+            if problem is not None:
+                raise TransientFault(f"answered {problem}")
+            return response
+
+        return await self._backoff.call(attempt, self._give_up)
+
+    def _give_up(self, attempts: int, fault: str) -> EndpointError:
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        return EndpointError(f"LLM endpoint {self.config.base_url} {fault}{tries}")
 
     async def _call(self, messages: Sequence[Message], n: int, stop: Sequence[str]) -> Samples:
         response = await self.chat(
@@ -126,15 +145,17 @@ class LLMClient(AsyncLifecycle):
             usage=usage,
         )
 
-    def _translate(self, exc: openai.OpenAIError) -> EndpointError:
+    def _translate(self, exc: openai.OpenAIError) -> Exception:
+        """A `TransientFault` for what another attempt may fix, else the final `EndpointError`."""
         where = self.config.base_url
         if isinstance(exc, openai.APITimeoutError):
-            return EndpointError(f"LLM endpoint {where} timed out after {self.config.timeout_s:g}s")
+            return TransientFault(f"timed out after {self.config.timeout_s:g}s (set --llm-timeout)")
         if isinstance(exc, openai.APIConnectionError):
-            return EndpointError(
-                f"cannot reach the LLM endpoint at {where}; set --base-url or OPENAI_BASE_URL to a running "
-                "OpenAI-compatible server"
+            return TransientFault(
+                "cannot be reached; set --base-url or OPENAI_BASE_URL to a running OpenAI-compatible server"
             )
+        if isinstance(exc, openai.APIStatusError) and exc.status_code in RETRY_STATUSES:
+            return TransientFault(f"answered HTTP {exc.status_code}: {_first_line(exc.message)}")
         if isinstance(exc, openai.AuthenticationError):
             return EndpointError(f"LLM endpoint {where} refused the API key; set OPENAI_API_KEY")
         if isinstance(exc, openai.NotFoundError):

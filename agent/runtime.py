@@ -57,10 +57,12 @@ async def open_runtime(
     llm: LLMClient | None = None,
     sandbox: Sandbox | None = None,
     gateway: ToolGateway | None = None,
+    attempt: int | None = None,
 ) -> Runtime:
     """Use the services given, create the others from `config` and leave their closing to `stack`.
 
-    With `config.audit_db` set, a created sandbox records every execution in that database.
+    With `config.audit_db` set, a created sandbox records every execution in that database,
+    marked with `attempt` (the session of a benchmark run).
     """
     if sandbox is None:
         settings = config.sandbox
@@ -68,7 +70,9 @@ async def open_runtime(
         if config.audit_db is not None:
             from sandbox.audit import AuditedSandbox
 
-            backend = AuditedSandbox(backend, config.audit_db, run_id=run_id, jsonl_path=config.audit_jsonl)
+            backend = AuditedSandbox(
+                backend, config.audit_db, run_id=run_id, jsonl_path=config.audit_jsonl, attempt=attempt
+            )
         sandbox = await stack.enter_async_context(backend)
     if gateway is None:
         gateway = await stack.enter_async_context(ToolGateway(**config.gateway.model_dump()))

@@ -19,7 +19,7 @@ STATUS_OK = 0
 STATUS_ERROR = 1
 STATUS_TOOL_FAILURE = 2
 
-StopReason = Literal["finished", "max_depth", "no_code", "error"]
+StopReason = Literal["finished", "max_depth", "no_code", "error", "interrupted"]
 
 
 class StepNode(BaseModel):

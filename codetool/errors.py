@@ -10,13 +10,20 @@ recorded in an `ExecutionResult`.
 class CodeToolError(Exception):
     """Root of every error CodeTool raises on purpose."""
 
+    exit_code = 1
+    """The command's exit status when this error ends it (see `codetool.cli`)."""
+
 
 class ConfigError(CodeToolError):
     """A setting is missing, malformed or inconsistent."""
 
+    exit_code = 2
+
 
 class DataError(CodeToolError):
     """An input file (queries, spec, cache, trajectory) is missing or malformed."""
+
+    exit_code = 2
 
 
 class EndpointError(CodeToolError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,14 +17,23 @@ from codetool.validation import describe_validation_error
 M = TypeVar("M", bound=BaseModel)
 
 
+def to_json(data: Any, *, indent: int | None = None, default: Callable[[Any], Any] | None = None) -> str:
+    """`data` as strict JSON text (the one JSON writer of CodeTool): NaN and infinities are refused (`DataError`)."""
+    try:
+        return json.dumps(data, ensure_ascii=False, indent=indent, allow_nan=False, default=default)
+    except ValueError as exc:
+        raise DataError(f"refusing to write non-standard JSON ({exc})") from None
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2) -> None:
-    """Write JSON so that `path` holds either its old content or the complete new one, never half."""
+    """Write strict JSON so that `path` holds either its old content or the complete new one, never half."""
+    text = to_json(data, indent=indent)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, indent=indent)
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; results are meant to be shared
@@ -33,15 +43,25 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | 
         raise
 
 
+class _NonStandardNumber(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonStandardNumber(name)
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, turning every way it can fail into one `DataError` line."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.load(handle, parse_constant=_refuse_constant)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except _NonStandardNumber as exc:
+        raise DataError(f"{path}: not valid JSON ({exc} is not a JSON number)") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
 

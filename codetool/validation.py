@@ -6,10 +6,10 @@ from pydantic import ValidationError
 
 
 def describe_validation_error(exc: ValidationError, *, root: str = "value") -> str:
-    """`where: what` for the first problem, and how many more there are."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    where = ".".join(str(part) for part in first["loc"]) or root
-    message = str(first["msg"]).removeprefix("Value error, ")
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{where}: {message}{more}"
+    """`where: what` for every problem, joined with `; ` so that one line reports them all."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or root
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)

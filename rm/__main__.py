@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from codetool.cli import run_cli
 from codetool.logging import configure_logging
 from rm.commands import collect_command, label_command, train_command
 from rm.commands.common import one_error_line
@@ -93,4 +94,4 @@ app.command("train")(train_command)
 
 
 if __name__ == "__main__":
-    app()
+    run_cli(app, prog_name="python -m rm")

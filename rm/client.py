@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from codetool.errors import RewardModelError
+from codetool.retry import RETRY_STATUSES, Backoff, TransientFault
 from codetool.validation import describe_validation_error
 from rm.errors import one_line
 from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse
 from rm.scores import Conversation, ScoreResult
 
 _MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way another attempt may not."""
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 class RewardModelClient:
     """`async with RewardModelClient(url) as prm: results = await prm.score(conversations)`.
 
     All candidates of a step go in one `/score` request. Connection errors, timeouts, 429 and 5xx
-    answers are retried `retries` times with exponential backoff; anything else, and running out of
-    retries, raises `RewardModelError` with one line saying what happened.
+    answers and malformed answers (unreadable JSON, the wrong number of scores, a score that is not
+    a probability, a non-finite logit) are retried `retries` times with exponential backoff
+    (`codetool.retry`); anything else, and running out of retries, raises `RewardModelError` with
+    one line saying what happened.
     """
 
     def __init__(
@@ -42,9 +41,8 @@ class RewardModelClient:
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._retries = max(0, retries)
+        self._backoff = Backoff(retries=max(0, retries), base_s=backoff_s)
         self._max_connections = max_connections
-        self._backoff_s = backoff_s
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RewardModelClient:
@@ -67,37 +65,41 @@ class RewardModelClient:
         if not conversations:
             return []
         payload = {"items": [{"messages": list(conversation)} for conversation in conversations]}
-        raw = await self._call("POST", "/score", payload)
-        try:
-            answer = ScoreResponse.model_validate_json(raw)
-        except ValidationError as exc:
-            raise RewardModelError(f"PRM at {self.url} answered an unreadable /score body: {describe_validation_error(exc)}") from None
-        if len(answer.scores) != len(conversations) or len(answer.logits) != len(conversations):
-            raise RewardModelError(
-                f"PRM at {self.url} answered {len(answer.scores)} scores for {len(conversations)} candidates"
-            )
-        return [ScoreResult(s, yes, no) for s, (yes, no) in zip(answer.scores, answer.logits, strict=True)]
+
+        def read(answer: ScoreResponse) -> list[ScoreResult]:
+            if len(answer.scores) != len(conversations) or len(answer.logits) != len(conversations):
+                raise RewardModelError(f"{len(answer.scores)} scores for {len(conversations)} candidates")
+            return [ScoreResult(s, yes, no) for s, (yes, no) in zip(answer.scores, answer.logits, strict=True)]
+
+        return await self.call("POST", "/score", payload, ScoreResponse, read)
 
     async def health(self) -> HealthResponse:
         """The server's status, model, backend and counters."""
-        raw = await self._call("GET", "/health", None)
-        try:
-            return HealthResponse.model_validate_json(raw)
-        except ValidationError as exc:
-            raise RewardModelError(f"PRM at {self.url} answered an unreadable /health body: {describe_validation_error(exc)}") from None
+        return await self.call("GET", "/health", None, HealthResponse, lambda answer: answer)
 
-    async def _call(self, method: str, path: str, payload: Any) -> bytes:
+    async def call(self, method: str, path: str, payload: Any, schema: type[M], read: Callable[[M], T]) -> T:
+        """Send one request, parse its answer with `schema` and `read` it, retrying transport faults and malformed answers.
+
+        `read` raises `RewardModelError` for an answer that parses but makes no sense (a score that is not a
+        probability ...): that too is a fault of the PRM, retried like the others.
+        """
         if self._session is None:
             raise RewardModelError("RewardModelClient is used outside `async with`")
-        attempts = self._retries + 1
-        for attempt in range(attempts):
+
+        async def attempt() -> T:
+            raw = await self._attempt(method, path, payload)
             try:
-                return await self._attempt(method, path, payload)
-            except _Retryable as exc:
-                failure = str(exc)
-            if attempt + 1 < attempts:
-                await asyncio.sleep(self._backoff_s * 2**attempt)
-        raise RewardModelError(f"PRM at {self.url} failed after {attempts} attempts: {failure}")
+                return read(schema.model_validate_json(raw))
+            except ValidationError as exc:
+                raise TransientFault(f"answered an unreadable {path} body ({describe_validation_error(exc)})") from None
+            except RewardModelError as exc:
+                raise TransientFault(f"answered {path} with nonsense: {exc}") from None
+
+        def give_up(attempts: int, fault: str) -> RewardModelError:
+            tries = f" ({attempts} attempts)" if attempts > 1 else ""
+            return RewardModelError(f"PRM at {self.url} {fault}{tries}")
+
+        return await self._backoff.call(attempt, give_up)
 
     async def _attempt(self, method: str, path: str, payload: Any) -> bytes:
         assert self._session is not None
@@ -105,16 +107,16 @@ class RewardModelClient:
             async with self._session.request(method, self.url + path, json=payload) as response:
                 body = await _read_capped(response, _MAX_RESPONSE_BYTES)
         except aiohttp.ClientConnectorError as exc:
-            raise _Retryable(f"cannot connect ({one_line(exc.os_error)})") from None
+            raise TransientFault(f"cannot be reached ({one_line(exc.os_error)})") from None
         except (aiohttp.ClientError, ConnectionError) as exc:
-            raise _Retryable(f"connection failed ({type(exc).__name__}: {one_line(exc)})") from None
+            raise TransientFault(f"connection failed ({type(exc).__name__}: {one_line(exc)})") from None
         except TimeoutError:
-            raise _Retryable(f"no answer within {self._timeout.total} s") from None
+            raise TransientFault(f"gave no answer within {self._timeout.total} s") from None
         if response.status == 200:
             return body
         message = f"HTTP {response.status}: {_error_text(body)}"
-        if response.status in _RETRY_STATUSES:
-            raise _Retryable(message)
+        if response.status in RETRY_STATUSES:
+            raise TransientFault(f"answered {message}")
         raise RewardModelError(f"PRM at {self.url} refused {path}: {message}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from codetool.errors import DataError
-from codetool.files import write_json_atomic
+from codetool.files import to_json, write_json_atomic
 from rm.labels import LabeledPair
 from rm.prompt import DEFAULT_ANSWER_WORDS, PriorStep, build_prm_messages
 from rm.tree import CollectedTree, ancestor_paths
@@ -154,8 +154,8 @@ class SftWriter:
             return False
         self._seen.add(key)
         separator = "\n" if not self.labels else ",\n"
-        self._files[SHAREGPT_FILE].write(separator + json.dumps(example.sharegpt(), ensure_ascii=False))
-        self._files[TRAIN_FILE].write(json.dumps(example.record(), ensure_ascii=False) + "\n")
+        self._files[SHAREGPT_FILE].write(separator + to_json(example.sharegpt()))
+        self._files[TRAIN_FILE].write(to_json(example.record()) + "\n")
         self.labels[example.label] += 1
         return True
 

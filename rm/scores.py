@@ -33,13 +33,49 @@ def two_way_softmax(yes_logit: float, no_logit: float) -> float:
     return odds / (1.0 + odds)
 
 
+def check_score(value: object, *, source: str = "the PRM") -> float:
+    """`value` if it is a probability (a finite number in [0, 1]), else a `RewardModelError` saying what it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RewardModelError(f"{source} gave a score that is not a number ({value!r})")
+    if not math.isfinite(value):
+        raise RewardModelError(f"{source} gave a non-finite score ({value})")
+    if not 0.0 <= value <= 1.0:
+        raise RewardModelError(f"{source} gave a score outside [0, 1] ({value})")
+    return float(value)
+
+
+def check_logit(value: object, *, source: str = "the PRM") -> float:
+    """`value` if it is a finite number, else a `RewardModelError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise RewardModelError(f"{source} gave a logit that is not a finite number ({value!r})")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class ScoreResult:
-    """The latent reward of one candidate step and the two logits it was computed from."""
+    """The latent reward of one candidate step and the two logits it was computed from (when known).
+
+    Every PRM answer, whatever the backend or wire contract, becomes one of these: constructing it
+    checks that the score is a probability and the logits are finite, so that a PRM fault is
+    raised as a `RewardModelError` where the number enters and never becomes a reward.
+    """
 
     score: float
-    yes_logit: float
-    no_logit: float
+    yes_logit: float | None = None
+    no_logit: float | None = None
+
+    def __post_init__(self) -> None:
+        check_score(self.score)
+        for logit in (self.yes_logit, self.no_logit):
+            if logit is not None:
+                check_logit(logit)
+
+    @property
+    def logits(self) -> tuple[float, float] | None:
+        """`(yes, no)`, or None when the PRM answered only the probability."""
+        if self.yes_logit is None or self.no_logit is None:
+            return None
+        return (self.yes_logit, self.no_logit)
 
     @classmethod
     def from_logits(cls, yes_logit: float, no_logit: float) -> ScoreResult:

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import typer
 
+from codetool.cli import BAD_INPUT, run_cli
 from codetool.errors import CodeToolError, ConfigError
+from codetool.files import to_json
 from codetool.logging import configure_logging
 from sandbox.base import available_backends, create_sandbox
 from sandbox.image import ImageRecipe, build_image
 from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run code in a CodeTool sandbox.")
-USAGE_ERROR = 2
+USAGE_ERROR = BAD_INPUT
 
 
 @app.callback()
@@ -76,7 +77,7 @@ def run(
         raise typer.Exit(USAGE_ERROR) from None
     except CodeToolError as exc:
         result = ExecutionResult(ok=False, error=f"{type(exc).__name__}: {exc}", error_type=type(exc).__name__, backend=backend)
-    typer.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+    typer.echo(to_json(result.model_dump(mode="json")))
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -93,9 +94,9 @@ def build_image_command(
         outcome = build_image(recipe, offline=offline, force=force)
     except CodeToolError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
     typer.echo(f"{outcome.tag} {'built FROM ' + outcome.base if outcome.built else 'already up to date'}")
 
 
 if __name__ == "__main__":
-    app(prog_name="python -m sandbox")
+    run_cli(app, prog_name="python -m sandbox")

@@ -61,10 +61,13 @@ def _status(result: ExecutionResult) -> str:
     return "crash" if result.error_type == "SandboxCrash" else "error"
 
 
-def audit_record(cell: Cell, result: ExecutionResult, *, run_id: str | None, started: datetime) -> AuditRecord:
+def audit_record(
+    cell: Cell, result: ExecutionResult, *, run_id: str | None, started: datetime, attempt: int | None = None
+) -> AuditRecord:
     """The audit record of one execution (`run_id` is used when the cell's tags have none)."""
     return AuditRecord(
         run_id=cell.tags.get("run_id") or run_id,
+        attempt=attempt,
         query_id=cell.tags.get("query_id"),
         node=cell.tags.get("node"),
         backend=result.backend,
@@ -98,8 +101,11 @@ class AuditedSandbox(Sandbox):
         *,
         run_id: str | None = None,
         jsonl_path: str | os.PathLike[str] | None = None,
+        attempt: int | None = None,
     ) -> None:
         super().__init__(inner.limits)
+        self.attempt = attempt
+        """The session of the run these executions belong to (`agent audit` shows the latest by default)."""
         self.inner = inner
         self.db_path = db_path
         self.jsonl_path = jsonl_path
@@ -147,9 +153,9 @@ class AuditedSandbox(Sandbox):
         except CodeToolError as exc:
             kind = type(exc).__name__
             failed = ExecutionResult(ok=False, error=f"{kind}: {exc}", error_type=kind, backend=self.inner.name)
-            await self._record(audit_record(cell, failed, run_id=self.run_id, started=started).model_copy(update={"status": "sandbox_error"}))
+            await self._record(audit_record(cell, failed, run_id=self.run_id, started=started, attempt=self.attempt).model_copy(update={"status": "sandbox_error"}))
             raise
-        await self._record(audit_record(cell, result, run_id=self.run_id, started=started))
+        await self._record(audit_record(cell, result, run_id=self.run_id, started=started, attempt=self.attempt))
         return result
 
     async def _record(self, record: AuditRecord) -> None:

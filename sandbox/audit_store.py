@@ -9,6 +9,7 @@ thread of its own, the `audit` command directly.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -21,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from codetool.errors import DataError
+from codetool.files import to_json
 from sandbox.protocol import ApiCall
 
 AUDIT_DB_NAME = "audit.sqlite"
@@ -35,7 +37,7 @@ CREATE TABLE IF NOT EXISTS executions (
     stdout TEXT NOT NULL, stderr TEXT NOT NULL, stdout_truncated INTEGER NOT NULL,
     status TEXT NOT NULL, error TEXT, error_type TEXT, traceback TEXT,
     duration_s REAL NOT NULL, peak_memory_kb INTEGER, api_call_count INTEGER NOT NULL,
-    writer_pid INTEGER NOT NULL
+    writer_pid INTEGER NOT NULL, attempt INTEGER
 );
 CREATE INDEX IF NOT EXISTS executions_query ON executions (query_id, node);
 CREATE TABLE IF NOT EXISTS api_calls (
@@ -48,7 +50,7 @@ CREATE TABLE IF NOT EXISTS api_calls (
 _EXECUTION_COLUMNS = (
     "run_id", "query_id", "node", "backend", "started_at", "code", "code_sha256", "replay", "stdout", "stderr",
     "stdout_truncated", "status", "error", "error_type", "traceback", "duration_s", "peak_memory_kb", "api_call_count",
-    "writer_pid",
+    "writer_pid", "attempt",
 )  # fmt: skip
 _IDS_PER_QUERY = 500
 _LOCKED_RETRY_S = 0.05
@@ -67,6 +69,8 @@ class AuditRecord(BaseModel):
 
     id: int | None = None
     run_id: str | None = None
+    attempt: int | None = None
+    """The session of the run that made this execution (1, 2, ... as in `run.json`); None outside runs."""
     query_id: str | None = None
     node: str | None = None
     backend: str
@@ -102,6 +106,8 @@ class AuditFilter:
     api: str | None = None
     """Part of the URL of at least one API call."""
     run_id: str | None = None
+    latest_attempt: bool = False
+    """Per query, only the executions of its latest attempt (a killed attempt's are hidden)."""
     limit: int | None = None
 
 
@@ -131,12 +137,20 @@ class AuditStore:
                 with self._transaction():
                     for statement in _SCHEMA.split(";"):
                         self._connection.execute(statement)
+                    if "attempt" not in self._columns():  # a database written before attempts were recorded
+                        self._connection.execute("ALTER TABLE executions ADD COLUMN attempt INTEGER")
                     self._connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             else:
                 self._connection.execute("SELECT 1 FROM executions LIMIT 1")
+            self._select = ", ".join(
+                column if column in self._columns() else f"NULL AS {column}" for column in _EXECUTION_COLUMNS
+            )
         except sqlite3.Error as exc:
             self._connection.close()
             raise DataError(f"{self.path}: not an audit database ({exc})") from None
+
+    def _columns(self) -> set[str]:
+        return {row[1] for row in self._connection.execute("PRAGMA table_info(executions)")}
 
     def _use_wal(self, timeout_s: float) -> None:
         # switching a new database to WAL needs a moment alone with it, which the busy
@@ -165,7 +179,7 @@ class AuditStore:
     def insert(self, record: AuditRecord) -> int:
         """Store one execution and its API calls in one transaction; returns its id."""
         row = record.model_dump(include=set(_EXECUTION_COLUMNS))
-        row["replay"] = json.dumps(record.replay, ensure_ascii=False)
+        row["replay"] = to_json(record.replay)
         columns = ", ".join(_EXECUTION_COLUMNS)
         with self._transaction():
             cursor = self._connection.execute(
@@ -186,8 +200,10 @@ class AuditStore:
 
     def executions(self, where: AuditFilter = AuditFilter()) -> list[AuditRecord]:
         """The executions that match, oldest first, each with its API calls."""
+        if where.latest_attempt and "attempt" not in self._columns():
+            where = dataclasses.replace(where, latest_attempt=False)  # written before attempts were recorded
         clauses, arguments = _conditions(where)
-        sql = f"SELECT id, {', '.join(_EXECUTION_COLUMNS)} FROM executions"
+        sql = f"SELECT id, {self._select} FROM executions"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id"
@@ -197,7 +213,7 @@ class AuditStore:
 
     def execution(self, execution_id: int) -> AuditRecord | None:
         """One execution in full, or None."""
-        found = self._records(f"SELECT id, {', '.join(_EXECUTION_COLUMNS)} FROM executions WHERE id = ?", [execution_id])
+        found = self._records(f"SELECT id, {self._select} FROM executions WHERE id = ?", [execution_id])
         return found[0] if found else None
 
     def _records(self, sql: str, arguments: Sequence[Any]) -> list[AuditRecord]:
@@ -239,7 +255,7 @@ class AuditStore:
 
 
 def _json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    return None if value is None else to_json(value, default=str)
 
 
 def _conditions(where: AuditFilter) -> tuple[list[str], list[Any]]:
@@ -256,6 +272,11 @@ def _conditions(where: AuditFilter) -> tuple[list[str], list[Any]]:
         arguments += [where.node, len(where.node) + 1, where.node + "-"]
     if where.failed:
         clauses.append("status != 'ok'")
+    if where.latest_attempt:
+        clauses.append(
+            "(attempt IS NULL OR attempt = (SELECT MAX(e.attempt) FROM executions e"
+            " WHERE e.query_id IS executions.query_id AND e.run_id IS executions.run_id))"
+        )
     if where.api is not None:
         clauses.append("EXISTS (SELECT 1 FROM api_calls c WHERE c.execution_id = executions.id AND instr(c.url, ?) > 0)")
         arguments.append(where.api)

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from codetool.cli import run_cli
 from codetool.errors import CodeToolError
 from codetool.logging import configure_logging
 from tools.simulators import LlmSimulator, Simulator, TemplateSimulator
@@ -60,7 +61,7 @@ def serve_virtual(
         asyncio.run(_serve(server))
     except CodeToolError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(exc.exit_code) from None
 
 
 async def _serve(server: VirtualApiServer) -> None:
@@ -76,4 +77,4 @@ async def _serve(server: VirtualApiServer) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    run_cli(app, prog_name="python -m tools")

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import openai
 import structlog
 
+from codetool.completions import malformed_completion
 from codetool.text import truncate
 from tools.response_cache import parse_literal
 from tools.toolset import ApiSpec
@@ -206,6 +207,9 @@ class LlmSimulator:
                 max_tokens=self.max_tokens,
                 temperature=0,
             )
+            problem = malformed_completion(completion)
+            if problem is not None or not completion.choices:
+                raise ValueError(f"the endpoint answered {problem or 'no choices'}")
             return _answer_from_text(completion.choices[0].message.content or "")
         except (openai.OpenAIError, ValueError, IndexError) as exc:
             log.info("LLM simulator answer unusable, using fallback", api=api.name, reason=str(exc)[:200])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 from typing import Annotated
 
 import typer
@@ -11,7 +9,7 @@ import typer
 from agent.cli.audit import audit_command
 from agent.cli.run import run_command
 from agent.cli.solve import solve_command
-from codetool.errors import CodeToolError
+from codetool.cli import run_cli
 from codetool.logging import configure_logging
 
 app = typer.Typer(
@@ -36,23 +34,13 @@ def _root(
 
 
 def main() -> None:
-    """Run the CLI; a `CodeToolError` ends it with one line on stderr and exit code 2."""
-    run_app(app)
+    """Run the CLI under the exit-code policy of `codetool.cli`."""
+    run_cli(app, prog_name="python -m agent")
 
 
 def run_app(command_line: typer.Typer) -> None:
-    """Run a command line; a `CodeToolError` ends it with one line on stderr and exit code 2."""
-    # A process started in the background by a non-interactive shell inherits SIGINT ignored;
-    # Ctrl-C / `kill -INT` must still stop a run cleanly (runs resume from where they stopped).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        command_line()
-    except CodeToolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    """Run another command line under the same policy (kept for `python -m evaluation`)."""
+    run_cli(command_line)
 
 
 __all__ = ["app", "main", "run_app"]

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from codetool.errors import DataError
+from codetool.files import to_json
 from codetool.text import truncate
 from sandbox.audit import AUDIT_DB_NAME, AuditFilter, AuditRecord, AuditStore
 
@@ -29,33 +30,42 @@ def audit_command(
     node: Annotated[str | None, typer.Option("--node", help="Only this node and the nodes below it (e.g. 1-2).")] = None,
     api: Annotated[str | None, typer.Option("--api", help="Only executions that called a URL containing this.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many executions.")] = None,
+    all_attempts: Annotated[
+        bool, typer.Option("--all-attempts", help="Also the executions of earlier, interrupted attempts of a query.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List a run's sandbox executions (filtered), or show one in full."""
     path = run_dir if run_dir.is_file() else run_dir / AUDIT_DB_NAME
-    with AuditStore(path) as store:
+    try:
+        opened = AuditStore(path)
+    except DataError as exc:
+        if not path.exists():
+            raise
+        raise DataError(f"{exc}; `python -m agent run ... --repair` on the run rebuilds it from the trajectories") from None
+    with opened as store:
         if execution_id is not None:
             record = store.execution(execution_id)
             if record is None:
                 raise DataError(f"{path}: no execution with id {execution_id}")
             _show(record, as_json)
             return
-        records = store.executions(AuditFilter(query_id=query, node=node, failed=failed, api=api, limit=limit))
+        records = store.executions(AuditFilter(query_id=query, node=node, failed=failed, api=api, latest_attempt=not all_attempts, limit=limit))
     if as_json:
-        typer.echo(json.dumps([record.model_dump(mode="json") for record in records], ensure_ascii=False, indent=2))
+        typer.echo(to_json([record.model_dump(mode="json") for record in records], indent=2))
     else:
         Console().print(_table(records, path))
 
 
 def _table(records: list[AuditRecord], path: Path) -> Table:
     table = Table(title=f"{path} · {len(records)} executions", title_justify="left")
-    for column, justify in (("id", "right"), ("started (UTC)", "left"), ("query", "left"), ("node", "left"), ("backend", "left"),
+    for column, justify in (("id", "right"), ("started (UTC)", "left"), ("attempt", "right"), ("query", "left"), ("node", "left"), ("backend", "left"),
                             ("status", "left"), ("s", "right"), ("calls", "right"), ("error", "left")):  # fmt: skip
         table.add_column(column, justify=justify, no_wrap=column != "error", overflow="fold")
     for record in records:
         status = Text(record.status, style=_STATUS_STYLE.get(record.status, ""))
         table.add_row(
-            str(record.id), record.started_at[:19].replace("T", " "), record.query_id or "-", record.node or "-", record.backend,
+            str(record.id), record.started_at[:19].replace("T", " "), "-" if record.attempt is None else str(record.attempt), record.query_id or "-", record.node or "-", record.backend,
             status, f"{record.duration_s:.2f}", str(record.api_call_count), truncate(record.error or "", _ERROR_CHARS),
         )  # fmt: skip
     return table
@@ -63,11 +73,11 @@ def _table(records: list[AuditRecord], path: Path) -> Table:
 
 def _show(record: AuditRecord, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(record.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        typer.echo(to_json(record.model_dump(mode="json"), indent=2))
         return
     memory = f"{record.peak_memory_kb} KiB" if record.peak_memory_kb is not None else "unknown"
     facts = Text.assemble(
-        f"run {record.run_id or '-'} · query {record.query_id or '-'} · node {record.node or '-'} · {record.backend}\n",
+        f"run {record.run_id or '-'} · attempt {record.attempt or '-'} · query {record.query_id or '-'} · node {record.node or '-'} · {record.backend}\n",
         f"started {record.started_at} · {record.duration_s:.3f} s · peak memory {memory} · writer pid {record.writer_pid}\n",
         "status ", (record.status, _STATUS_STYLE.get(record.status, "")), f" · code sha256 {record.code_sha256}",
     )  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from agent.config import AgentConfig, load_config
+from codetool.paths import check_input
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL).")]
@@ -30,6 +31,22 @@ CacheOpt = Annotated[
     typer.Option("--cache", help="Response cache directory: StableToolBench's, or where real TMDB answers are recorded/replayed."),
 ]
 VirtualUrlOpt = Annotated[str | None, typer.Option("--virtual-url", help="External StableToolBench virtual server.")]
+LlmTimeoutOpt = Annotated[float | None, typer.Option("--llm-timeout", help="Seconds one LLM request may take.")]
+LlmRetriesOpt = Annotated[
+    int | None, typer.Option("--llm-retries", help="Retries of a failed or malformed LLM answer (with backoff).")
+]
+LlmConcurrencyOpt = Annotated[int | None, typer.Option("--llm-concurrency", help="LLM requests in flight (per endpoint).")]
+PrmTimeoutOpt = Annotated[float | None, typer.Option("--prm-timeout", help="Seconds one PRM request may take.")]
+PrmRetriesOpt = Annotated[
+    int | None, typer.Option("--prm-retries", help="Retries of a failed or malformed PRM answer (with backoff).")
+]
+PrmConcurrencyOpt = Annotated[int | None, typer.Option("--prm-concurrency", help="PRM requests in flight.")]
+ToolConcurrencyOpt = Annotated[
+    int | None, typer.Option("--tool-concurrency", help="Tool calls in flight through the gateway.")
+]
+SandboxPoolOpt = Annotated[
+    int | None, typer.Option("--sandbox-pool", help="Sandbox executions at once (backend pool size).")
+]
 ToolsDirOpt = Annotated[Path | None, typer.Option("--tools-dir", help="StableToolBench tools folder, for free-form queries.")]
 
 
@@ -57,8 +74,18 @@ def build_config(
     sandbox: str | None = None,
     timeout: float | None = None,
     rm_url: str | None = None,
+    llm_timeout: float | None = None,
+    llm_retries: int | None = None,
+    llm_concurrency: int | None = None,
+    prm_timeout: float | None = None,
+    prm_retries: int | None = None,
+    prm_concurrency: int | None = None,
+    tool_concurrency: int | None = None,
+    sandbox_pool: int | None = None,
 ) -> AgentConfig:
-    """Apply the flags that were given on top of file, environment and defaults."""
+    """Apply the flags that were given on top of file, environment and defaults (every problem in one error)."""
+    if config_file is not None:
+        check_input(config_file, "--config", kind="file")
     overrides: dict[str, Any] = {}
 
     def put(section: str, key: str, value: Any) -> None:
@@ -74,6 +101,15 @@ def build_config(
     put("search", "seed", seed)
     put("sandbox", "backend", sandbox)
     put("rm", "url", rm_url)
+    put("llm", "timeout_s", llm_timeout)
+    put("llm", "max_retries", llm_retries)
+    put("llm", "max_concurrency", llm_concurrency)
+    put("rm", "timeout_s", prm_timeout)
+    put("rm", "retries", prm_retries)
+    put("rm", "max_connections", prm_concurrency)
+    put("gateway", "concurrency", tool_concurrency)
     if timeout is not None:
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
+    if sandbox_pool is not None:
+        overrides.setdefault("sandbox", {})["options"] = {"pool_size": sandbox_pool}
     return load_config(config_file, overrides)

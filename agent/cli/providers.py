@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from agent.cli.options import ToolsetChoice
+from codetool.paths import check_input
 from tools import ToolProvider, create_provider
+
+
+def check_toolset_paths(choice: ToolsetChoice) -> ToolsetChoice:
+    """`choice` if the files it names exist (`ConfigError` before any work otherwise)."""
+    for option, path in (("--spec", choice.spec), ("--cache", choice.cache), ("--tools-dir", choice.tools_dir)):
+        if path is not None:
+            check_input(path, option)
+    return choice
 
 
 def open_provider(choice: ToolsetChoice) -> ToolProvider:

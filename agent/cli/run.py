@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -16,19 +16,30 @@ from agent.cli.options import (
     CacheOpt,
     ConfigOpt,
     DepthOpt,
+    LlmConcurrencyOpt,
+    LlmRetriesOpt,
+    LlmTimeoutOpt,
     ModelOpt,
     ModeOpt,
     NOpt,
+    PrmConcurrencyOpt,
+    PrmRetriesOpt,
+    PrmTimeoutOpt,
     RmUrlOpt,
     SandboxOpt,
+    SandboxPoolOpt,
     SeedOpt,
     SpecOpt,
     TimeoutOpt,
+    ToolConcurrencyOpt,
     ToolsDirOpt,
     VirtualUrlOpt,
     build_config,
 )
+from agent.cli.providers import check_toolset_paths
+from codetool.cli import BUDGET_SPENT, SOME_FAILED, fail, report_interrupt
 from codetool.errors import ConfigError
+from codetool.paths import check_input, check_output_dir
 from codetool.validation import describe_validation_error
 
 if TYPE_CHECKING:
@@ -69,15 +80,9 @@ PricesOpt = Annotated[
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local, or ray to shard queries over Ray workers.")]
 AddressOpt = Annotated[str | None, typer.Option("--address", help="Ray cluster address (default: a local instance).")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Ray shards (default: the cluster's CPUs).")]
-LlmConcurrencyOpt = Annotated[
-    int | None, typer.Option("--llm-concurrency", help="LLM requests in flight (per endpoint).")
-]
-ToolConcurrencyOpt = Annotated[
-    int | None, typer.Option("--tool-concurrency", help="Tool calls in flight through the gateway.")
-]
-PrmConcurrencyOpt = Annotated[int | None, typer.Option("--prm-concurrency", help="PRM requests in flight.")]
-SandboxPoolOpt = Annotated[
-    int | None, typer.Option("--sandbox-pool", help="Sandbox executions at once (backend pool size).")
+RepairOpt = Annotated[
+    bool,
+    typer.Option("--repair", help="Rebuild a corrupt run.json or audit.sqlite from the trajectory files (kept aside)."),
 ]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="One line per query instead of the live panel.")]
 
@@ -97,10 +102,7 @@ def run_command(
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     workers: WorkersOpt = None,
-    llm_concurrency: LlmConcurrencyOpt = None,
-    tool_concurrency: ToolConcurrencyOpt = None,
-    prm_concurrency: PrmConcurrencyOpt = None,
-    sandbox_pool: SandboxPoolOpt = None,
+    repair: RepairOpt = False,
     no_progress: NoProgressOpt = False,
     config: ConfigOpt = None,
     base_url: BaseUrlOpt = None,
@@ -117,25 +119,36 @@ def run_command(
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
     tools_dir: ToolsDirOpt = None,
+    llm_timeout: LlmTimeoutOpt = None,
+    llm_retries: LlmRetriesOpt = None,
+    llm_concurrency: LlmConcurrencyOpt = None,
+    prm_timeout: PrmTimeoutOpt = None,
+    prm_retries: PrmRetriesOpt = None,
+    prm_concurrency: PrmConcurrencyOpt = None,
+    tool_concurrency: ToolConcurrencyOpt = None,
+    sandbox_pool: SandboxPoolOpt = None,
 ) -> None:
-    """Solve a benchmark's queries into RUN_DIR: one trajectory per query, resumable, with live progress."""
-    # Imported here: the runner builds on `agent.cli`, which registers this command.
-    from agent.config import update_config
-    from agent.runner import RunSettings, load_prices, run_benchmark
+    """Solve a benchmark's queries into RUN_DIR: one trajectory per query, resumable, with live progress.
 
-    agent_config = build_config(
-        config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url,
-    )  # fmt: skip
-    agent_config = update_config(
-        agent_config,
-        {
-            "llm": _given(max_concurrency=llm_concurrency),
-            "gateway": _given(concurrency=tool_concurrency),
-            "rm": _given(max_connections=prm_concurrency),
-            "sandbox": {"options": {**agent_config.sandbox.options, "pool_size": sandbox_pool}} if sandbox_pool else {},
-        },
-    )
+    Exit code 0 when every query finished, 1 when the run ended but some queries failed, 2 on bad
+    input, 3 when the error budget stopped it, 130/143 when interrupted (run it again to resume).
+    """
+    # Imported here: the runner builds on `agent.cli`, which registers this command.
+    from agent.runner import RunInterrupted, RunSettings, load_prices, run_benchmark
+
+    check_output_dir(out, "--out")
+    check_input(data, "--data")
+    problems: list[str] = []
+    try:
+        agent_config = build_config(
+            config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
+            seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, llm_timeout=llm_timeout,
+            llm_retries=llm_retries, llm_concurrency=llm_concurrency, prm_timeout=prm_timeout,
+            prm_retries=prm_retries, prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency,
+            sandbox_pool=sandbox_pool,
+        )  # fmt: skip
+    except ConfigError as exc:
+        problems.append(str(exc))
     try:
         settings = RunSettings(
             benchmark=benchmark,  # type: ignore[arg-type]
@@ -159,20 +172,35 @@ def run_command(
             progress=not no_progress,
         )
     except ValidationError as exc:
-        raise ConfigError(f"invalid --{describe_validation_error(exc).replace('_', '-')}") from None
-    result = run_benchmark(settings, agent_config)
-    _print_summary(Console(stderr=True), settings, result)
+        problems.append(f"invalid --{describe_validation_error(exc).replace('_', '-').replace('; ', '; --')}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    check_toolset_paths(settings.toolset)
+    console = Console(stderr=True)
+    try:
+        result = run_benchmark(settings, agent_config, console=console, repair=repair)
+    except RunInterrupted as stopped:
+        done = stopped.summary
+        raise report_interrupt(
+            f"interrupted: {done['finished']} of {done['queries']} queries finished, {done['failed']} failed, "
+            f"{done['pending']} not done (those in flight were cancelled); {out / 'run.json'} records the session; "
+            "run the same command again to resume"
+        ) from None
+    _print_summary(console, settings, result)
+    failed = result.summary["failed"]
     if result.status == "aborted":
-        typer.echo(
-            f"error: the run stopped after {result.summary['failed']} failed queries (--max-failures {max_failures}); "
+        cancelled = f"; {len(result.cancelled)} queries in flight were cancelled" if result.cancelled else ""
+        raise fail(
+            f"the run stopped after {failed} failed queries (--max-failures {max_failures}){cancelled}; "
             f"see {settings.out / 'failures'}, fix the cause and run the same command again to resume",
-            err=True,
+            BUDGET_SPENT,
         )
-        raise typer.Exit(1)
-
-
-def _given(**values: Any) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
+    if failed:
+        raise fail(
+            f"{failed} of {result.summary['queries']} queries failed; their records are in {settings.out / 'failures'} "
+            "(run the same command again to retry them)",
+            SOME_FAILED,
+        )
 
 
 def _print_summary(console: Console, settings: RunSettings, result: RunResult) -> None:

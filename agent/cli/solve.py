@@ -2,42 +2,51 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from agent.agent import CodeToolAgent
+from agent.agent import CodeToolAgent, QueryFailed, mark_interrupted
 from agent.cli.options import (
     BaseUrlOpt,
     BeamOpt,
     CacheOpt,
     ConfigOpt,
     DepthOpt,
+    LlmConcurrencyOpt,
+    LlmRetriesOpt,
+    LlmTimeoutOpt,
     ModelOpt,
     ModeOpt,
     NOpt,
+    PrmConcurrencyOpt,
+    PrmRetriesOpt,
+    PrmTimeoutOpt,
     RmUrlOpt,
     SandboxOpt,
+    SandboxPoolOpt,
     SeedOpt,
     SpecOpt,
     TimeoutOpt,
+    ToolConcurrencyOpt,
     ToolsDirOpt,
     ToolsetChoice,
     ToolsetOpt,
     VirtualUrlOpt,
     build_config,
 )
-from agent.cli.providers import open_provider
+from agent.cli.providers import check_toolset_paths, open_provider
 from agent.config import AgentConfig
 from agent.display import EventPrinter
-from agent.events import QueryFinished
+from agent.events import QueryFinished, QueryStarted
 from agent.trajectory import Trajectory
+from codetool.aio import run_interruptible
+from codetool.cli import SOME_FAILED, fail, report_interrupt
 from codetool.errors import DataError
-from codetool.files import write_json_atomic
+from codetool.files import to_json, write_json_atomic
+from codetool.paths import check_input, check_output_file
 from tools.toolset import Query
 
 
@@ -64,24 +73,64 @@ def solve_command(
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
     tools_dir: ToolsDirOpt = None,
+    llm_timeout: LlmTimeoutOpt = None,
+    llm_retries: LlmRetriesOpt = None,
+    llm_concurrency: LlmConcurrencyOpt = None,
+    prm_timeout: PrmTimeoutOpt = None,
+    prm_retries: PrmRetriesOpt = None,
+    prm_concurrency: PrmConcurrencyOpt = None,
+    tool_concurrency: ToolConcurrencyOpt = None,
+    sandbox_pool: SandboxPoolOpt = None,
 ) -> None:
-    """Solve one query step by step and print (or save) its trajectory."""
+    """Solve one query step by step and print (or save) its trajectory.
+
+    Exit code 0 when the query was solved to its end, 1 when it failed (the partial trajectory is
+    still written to --out), 2 on bad input, 130/143 when interrupted (the partial trajectory,
+    `stop_reason: interrupted`, is written to --out).
+    """
     if (query is None) == (query_file is None):
         raise typer.BadParameter("give either a QUERY or --query-file with --query-id")
     if query_file is not None and query_id is None:
         raise typer.BadParameter("--query-file needs --query-id")
+    if out is not None:
+        check_output_file(out, "--out")
+    if query_file is not None:
+        check_input(query_file, "--query-file")
     agent_config = build_config(
         config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url,
-    )
-    choice = ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir)
-    trajectory = asyncio.run(_solve(agent_config, choice, query, query_file, query_id, not as_json, all_candidates))
-    if out is not None:
-        write_json_atomic(out, trajectory.to_json())
+        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, llm_timeout=llm_timeout, llm_retries=llm_retries,
+        llm_concurrency=llm_concurrency, prm_timeout=prm_timeout, prm_retries=prm_retries,
+        prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency, sandbox_pool=sandbox_pool,
+    )  # fmt: skip
+    choice = check_toolset_paths(ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir))
+    started: list[Trajectory] = []
+    try:
+        trajectory = run_interruptible(
+            _solve(agent_config, choice, query, query_file, query_id, not as_json, all_candidates, started)
+        )
+    except KeyboardInterrupt:
+        if not started:
+            raise report_interrupt("interrupted before the first step; nothing written") from None
+        mark_interrupted(started[0])
+        where = _save(started[0], out)
+        steps = len(started[0].chosen_path)
+        raise report_interrupt(f"interrupted after {steps} chosen steps{where}") from None
+    except QueryFailed as exc:
+        where = _save(exc.trajectory, out)
+        raise fail(f"{exc}{where}", SOME_FAILED) from None
+    _save(trajectory, out)
     if as_json:
-        typer.echo(json.dumps(trajectory.to_json(), ensure_ascii=False, indent=2))
+        typer.echo(to_json(trajectory.to_json(), indent=2))
     elif out is not None:
         Console(stderr=True).print(f"[dim]trajectory written to {out}[/]")
+
+
+def _save(trajectory: Trajectory, out: Path | None) -> str:
+    """Write `trajectory` to `out` (when given); the words that say where it went."""
+    if out is None:
+        return ""
+    write_json_atomic(out, trajectory.to_json())
+    return f"; the partial trajectory is in {out}" if trajectory.stop_reason in ("error", "interrupted") else ""
 
 
 async def _solve(
@@ -92,6 +141,7 @@ async def _solve(
     query_id: str | None,
     live: bool,
     all_candidates: bool,
+    started: list[Trajectory],
 ) -> Trajectory:
     printer = EventPrinter(Console(), show_all_candidates=all_candidates) if live else None
     async with open_provider(choice) as provider:
@@ -105,6 +155,8 @@ async def _solve(
         toolset = provider.toolset_for(query)
         async with CodeToolAgent(config) as agent:
             async for event in agent.stream(query, toolset):
+                if isinstance(event, QueryStarted) and event.trajectory is not None:
+                    started.append(event.trajectory)
                 if printer is not None:
                     printer(event)
                 if isinstance(event, QueryFinished):

@@ -9,7 +9,7 @@ result = run_benchmark(settings, load_config())
 """
 
 from agent.runner.balancing import BalancedLLMClient
-from agent.runner.driver import RunPlan, RunResult, plan_run, run_benchmark
+from agent.runner.driver import RunInterrupted, RunPlan, RunResult, plan_run, run_benchmark
 from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.layout import RunLayout, audit_path, load_trajectory
 from agent.runner.queries import select_queries
@@ -19,6 +19,7 @@ from agent.runner.stats import RunStats, percentile
 __all__ = [
     "BalancedLLMClient",
     "Price",
+    "RunInterrupted",
     "RunLayout",
     "RunPlan",
     "RunResult",

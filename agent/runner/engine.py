@@ -2,7 +2,12 @@
 
 Both executors run this: `local` in the driver process over every pending query, `ray` in
 each worker over its share. A query's trajectory is written when the query finishes; a
-failing query is recorded in `failures/` and the others go on, until the error budget is spent.
+failing query is recorded in `failures/` and the others go on, until the error budget is spent:
+once more than `max_failures` queries failed, no query starts and the ones in flight are
+cancelled (they are pending again, and solved on resume).
+
+Results are written by a `ResultSink`: the run directory itself in the driver, or (on Ray) a
+channel back to the driver, which alone writes the directory it holds the lock of.
 """
 
 from __future__ import annotations
@@ -42,18 +47,31 @@ class QueryObserver(Protocol):
     def failed(self, query_id: str, error: str) -> None: ...
 
 
+class ResultSink(Protocol):
+    """Where a shard's results go (blocking calls, made off the event loop)."""
+
+    def write_trajectory(self, trajectory: Trajectory) -> None: ...
+
+    def write_failure(self, query_id: str, error: str, partial: Trajectory | None) -> None: ...
+
+
 @dataclass
 class ShardOutcome:
     """What one shard did."""
 
     finished: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+    """In flight when the error budget ran out, and cancelled (pending again)."""
     aborted: bool = False
     """The error budget ran out before every query was tried."""
     worker: dict[str, Any] = field(default_factory=lambda: {"pid": os.getpid(), "host": socket.gethostname()})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"finished": self.finished, "failed": self.failed, "aborted": self.aborted, "worker": self.worker}
+        return {
+            "finished": self.finished, "failed": self.failed, "cancelled": self.cancelled,
+            "aborted": self.aborted, "worker": self.worker,
+        }  # fmt: skip
 
 
 async def run_shard(
@@ -62,9 +80,11 @@ async def run_shard(
     query_ids: Sequence[str],
     *,
     run_id: str,
+    attempt: int | None = None,
     observer: QueryObserver | None = None,
+    sink: ResultSink | None = None,
 ) -> ShardOutcome:
-    """Solve the queries `query_ids` of the run described by `settings` into its run directory."""
+    """Solve the queries `query_ids` of the run described by `settings` into `sink` (default: its run directory)."""
     if not query_ids:
         return ShardOutcome()
     async with AsyncExitStack() as stack:
@@ -74,8 +94,8 @@ async def run_shard(
         llm = None
         if settings.endpoints:
             llm = await stack.enter_async_context(BalancedLLMClient(config.llm, settings.endpoints))
-        agent = await stack.enter_async_context(CodeToolAgent(config, llm=llm, run_id=run_id))
-        outcome = await _Shard(settings, RunLayout(settings.out), agent, provider, observer).run(queries)
+        agent = await stack.enter_async_context(CodeToolAgent(config, llm=llm, run_id=run_id, attempt=attempt))
+        outcome = await _Shard(settings, sink or RunLayout(settings.out), agent, provider, observer).run(queries)
     return outcome
 
 
@@ -83,15 +103,17 @@ class _Shard:
     def __init__(
         self,
         settings: RunSettings,
-        layout: RunLayout,
+        sink: ResultSink,
         agent: CodeToolAgent,
         provider: ToolProvider,
         observer: QueryObserver | None,
     ) -> None:
-        self.settings, self.layout, self.agent, self.provider = settings, layout, agent, provider
+        self.settings, self.sink, self.agent, self.provider = settings, sink, agent, provider
         self.observer = observer
         self.outcome = ShardOutcome()
-        self._stop = asyncio.Event()
+        self._stop = False
+        self._solving: dict[asyncio.Task[None], str] = {}
+        """Worker task -> the query it is solving (not while it writes the result)."""
 
     async def run(self, queries: Sequence[Query]) -> ShardOutcome:
         pending: asyncio.Queue[Query] = asyncio.Queue()
@@ -103,18 +125,42 @@ class _Shard:
                     group.create_task(self._work(pending))
         except ExceptionGroup as failed:  # the run itself broke (e.g. its folder became unwritable)
             raise failed.exceptions[0] from None
-        self.outcome.aborted = self._stop.is_set() and not pending.empty()
+        self.outcome.aborted = self._stop and (not pending.empty() or bool(self.outcome.cancelled))
         return self.outcome
 
     async def _work(self, pending: asyncio.Queue[Query]) -> None:
-        while not self._stop.is_set():
+        me = asyncio.current_task()
+        assert me is not None
+        while not self._stop:
             try:
                 query = pending.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            await self._solve(query)
+            self._solving[me] = query.query_id
+            try:
+                await self._solve(query)
+            except asyncio.CancelledError:
+                if self._solving.get(me) != query.query_id or not self._stop:
+                    raise  # the whole run is being stopped (SIGINT, SIGTERM)
+                self.outcome.cancelled.append(query.query_id)
+                log.info("query cancelled by the error budget", query_id=query.query_id)
+                return
+            finally:
+                self._solving.pop(me, None)
+
+    def _spend_budget(self) -> None:
+        """Stop starting queries once the error budget is spent, and cancel the ones in flight."""
+        budget = self.settings.max_failures
+        if budget is None or len(self.outcome.failed) <= budget or self._stop:
+            return
+        self._stop = True
+        me = asyncio.current_task()
+        for task in self._solving:
+            if task is not me:
+                task.cancel()
 
     async def _solve(self, query: Query) -> None:
+        me = asyncio.current_task()
         partial: Trajectory | None = None
         try:
             toolset = self.provider.toolset_for(query)
@@ -124,22 +170,20 @@ class _Shard:
         except Exception as exc:  # one query's failure, whatever it is, must not end the run
             error = f"query {query.query_id}: {type(exc).__name__}: {exc}"
         else:
+            self._solving.pop(me, None)  # done: no longer cancelled by the error budget  # type: ignore[arg-type]
             try:
-                await asyncio.to_thread(self.layout.write_trajectory, trajectory)
+                await asyncio.to_thread(self.sink.write_trajectory, trajectory)
             except OSError as exc:
-                raise DataError(
-                    f"cannot write the trajectory of {query.query_id} into {self.layout.trajectories}: {exc}"
-                ) from None
+                raise DataError(f"cannot write the trajectory of {query.query_id}: {exc}") from None
             self.outcome.finished.append(query.query_id)
             if self.observer is not None:
                 self.observer.finished(trajectory)
             return
+        self._solving.pop(me, None)  # type: ignore[arg-type]
         error = truncate(" ".join(error.split()), _ERROR_CHARS)
-        await asyncio.to_thread(self.layout.write_failure, query.query_id, error, partial)
         self.outcome.failed[query.query_id] = error
+        self._spend_budget()
+        await asyncio.to_thread(self.sink.write_failure, query.query_id, error, partial)
         log.info("query failed", query_id=query.query_id, error=error)
         if self.observer is not None:
             self.observer.failed(query.query_id, error)
-        budget = self.settings.max_failures
-        if budget is not None and len(self.outcome.failed) > budget:
-            self._stop.set()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
+import socket
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -57,7 +59,11 @@ def open_manifest(
 ) -> dict[str, Any]:
     """The manifest for a new session: a fresh one, or `existing` extended after checking it matches."""
     wanted = identity(settings, config)
-    session = {"started_at": now(), "executor": settings.executor, "argv": sys.argv[1:], "status": "running"}
+    attempt = len((existing or {}).get("sessions", [])) + 1
+    session = {
+        "attempt": attempt, "started_at": now(), "executor": settings.executor, "argv": sys.argv[1:],
+        "status": "running", "pid": os.getpid(), "host": socket.gethostname(),
+    }  # fmt: skip
     entries = query_entries(settings, queries)
     if existing is None:
         return {
@@ -89,8 +95,13 @@ def open_manifest(
         "endpoints": list(settings.endpoints) or [config.llm.base_url],
         "versions": versions(),
         "queries": merged,
-        "sessions": [*existing.get("sessions", []), session],
+        "sessions": [*map(_ended, existing.get("sessions", [])), session],
     }
+
+
+def _ended(session: dict[str, Any]) -> dict[str, Any]:
+    """An earlier session; one still `running` died without recording its end (its lock was free)."""
+    return {**session, "status": "killed"} if session.get("status") == "running" else session
 
 
 def close_session(manifest: dict[str, Any], status: str, summary: dict[str, Any]) -> dict[str, Any]:

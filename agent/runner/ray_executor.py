@@ -1,25 +1,26 @@
 """The `ray` executor: shards a run's pending queries over Ray workers.
 
-Each worker runs the same async runner (`run_shard`) over its share and writes into the same
-run directory, so every node must see RUN_DIR at the same path (a shared file system) and have
-CodeTool installed. The driver watches the directory for finished queries to show progress.
+Each worker runs the same async runner (`run_shard`) over its share, but writes no result
+itself: its trajectories and failures travel back to the driver on a Ray queue, and the driver,
+which holds the run directory's lock, writes them (and shows progress). Workers do record their
+executions in the run's audit database (SQLite takes several writers), so RUN_DIR must be on a
+shared file system at the same path on every node; every node needs CodeTool installed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from agent.config import AgentConfig
 from agent.runner.driver import RunPlan
 from agent.runner.engine import ShardOutcome, run_shard
-from agent.runner.layout import load_trajectory
 from agent.runner.progress import RunProgress
 from agent.runner.settings import RunSettings
-from codetool.errors import ConfigError, DataError
+from agent.trajectory import Trajectory
+from codetool.errors import ConfigError
 
-_POLL_S = 1.0
+_POLL_S = 0.5
 
 
 def shard_ids(query_ids: list[str], shards: int) -> list[list[str]]:
@@ -28,11 +29,29 @@ def shard_ids(query_ids: list[str], shards: int) -> list[list[str]]:
     return [query_ids[start::count] for start in range(count)]
 
 
-def solve_shard(payload: dict[str, Any]) -> dict[str, Any]:
+class QueueSink:
+    """A worker's `ResultSink`: each result goes to the driver on a Ray queue."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    def write_trajectory(self, trajectory: Trajectory) -> None:
+        self.queue.put(("finished", trajectory.q_id, trajectory.to_json()))
+
+    def write_failure(self, query_id: str, error: str, partial: Trajectory | None) -> None:
+        self.queue.put(("failed", query_id, {"error": error, "partial": partial.to_json() if partial else None}))
+
+
+def solve_shard(payload: dict[str, Any], queue: Any) -> dict[str, Any]:
     """What a Ray worker runs: one shard of the run, start to end, in its own event loop."""
     settings = RunSettings.model_validate(payload["settings"])
     config = AgentConfig.model_validate(payload["config"])
-    outcome = asyncio.run(run_shard(settings, config, payload["query_ids"], run_id=payload["run_id"]))
+    outcome = asyncio.run(
+        run_shard(
+            settings, config, payload["query_ids"], run_id=payload["run_id"], attempt=payload["attempt"],
+            sink=QueueSink(queue),
+        )
+    )  # fmt: skip
     return outcome.as_dict()
 
 
@@ -40,6 +59,7 @@ def run_on_ray(plan: RunPlan, progress: RunProgress) -> list[ShardOutcome]:
     """Run `plan` on Ray (joining `settings.address`, or a local instance) and wait for every shard."""
     try:
         import ray
+        from ray.util.queue import Queue
     except ModuleNotFoundError:
         raise ConfigError("--executor ray needs Ray: pip install 'codetool[ray]'") from None
     if not plan.pending:
@@ -52,79 +72,68 @@ def run_on_ray(plan: RunPlan, progress: RunProgress) -> list[ShardOutcome]:
         "settings": plan.settings.model_dump(mode="json"),
         "config": plan.config.model_dump(mode="json"),
         "run_id": plan.run_id,
+        "attempt": plan.attempt,
     }
-    shards = shard_ids(plan.pending, workers)
-    refs = {task.remote({**base, "query_ids": ids}): ids for ids in shards}
-    watcher = _Watcher(plan, progress)
+    results = Queue()
+    refs = {task.remote({**base, "query_ids": ids}, results): ids for ids in shard_ids(plan.pending, workers)}
+    writer = _DriverWriter(plan, progress)
     outcomes: list[ShardOutcome] = []
     waiting = list(refs)
     try:
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=_POLL_S)
+            writer.drain(results)
             for ref in ready:
-                outcomes.append(_collect(ray, ref, refs[ref], plan))
-            watcher.poll()
+                outcomes.append(_collect(ray, ref, refs[ref], plan, writer))
+        writer.drain(results)
     except KeyboardInterrupt:
         for ref in waiting:
             ray.cancel(ref)
+        writer.drain(results)  # what finished before the stop is kept
         raise
-    watcher.poll()
-    for outcome in outcomes:
-        for query_id, error in outcome.failed.items():
-            if query_id not in watcher.failed_seen:
-                progress.failed(query_id, error)
+    finally:
+        ray.kill(results.actor)
     return outcomes
 
 
-def _collect(ray: Any, ref: Any, query_ids: list[str], plan: RunPlan) -> ShardOutcome:
+class _DriverWriter:
+    """Writes the results workers send into the run directory and tells the progress display."""
+
+    def __init__(self, plan: RunPlan, progress: RunProgress) -> None:
+        self.plan, self.progress = plan, progress
+        self.written: set[str] = set()
+
+    def drain(self, queue: Any) -> None:
+        while not queue.empty():
+            for kind, query_id, data in queue.get_nowait_batch(queue.qsize()):
+                self._write(kind, query_id, data)
+
+    def _write(self, kind: str, query_id: str, data: dict[str, Any]) -> None:
+        layout = self.plan.layout
+        self.written.add(query_id)
+        if kind == "finished":
+            trajectory = Trajectory.model_validate(data)
+            layout.write_trajectory(trajectory)
+            self.progress.finished(trajectory)
+        else:
+            partial = Trajectory.model_validate(data["partial"]) if data.get("partial") else None
+            layout.write_failure(query_id, data["error"], partial)
+            self.progress.failed(query_id, data["error"])
+
+    def lost(self, query_id: str, message: str) -> None:
+        """A query of a worker that died before it said anything about it."""
+        self.plan.layout.write_failure(query_id, message, None)
+        self.progress.failed(query_id, message)
+
+
+def _collect(ray: Any, ref: Any, query_ids: list[str], plan: RunPlan, writer: _DriverWriter) -> ShardOutcome:
     try:
         return ShardOutcome(**ray.get(ref))
     except ray.exceptions.RayError as exc:
         message = f"Ray worker failed: {str(exc).strip().splitlines()[-1][:300]}"
         outcome = ShardOutcome(aborted=True)
         for query_id in query_ids:
-            if not plan.layout.trajectory_path(query_id).exists():
-                plan.layout.write_failure(query_id, message, None)
+            if query_id not in writer.written:
+                writer.lost(query_id, message)
                 outcome.failed[query_id] = message
         return outcome
-
-
-class _Watcher:
-    """Feeds the progress display with the trajectories and failures workers write."""
-
-    def __init__(self, plan: RunPlan, progress: RunProgress) -> None:
-        self.plan, self.progress = plan, progress
-        self.waiting = set(plan.pending)
-        self.failed_seen: set[str] = set()
-        self._old_failures = {query_id: _mtime(plan.layout.failure_path(query_id)) for query_id in plan.pending}
-
-    def poll(self) -> None:
-        layout = self.plan.layout
-        for query_id in sorted(self.waiting):
-            path = layout.trajectory_path(query_id)
-            if path.exists():
-                try:
-                    trajectory = load_trajectory(path)
-                except DataError:
-                    continue
-                self.waiting.discard(query_id)
-                self.progress.finished(trajectory)
-                continue
-            if query_id in self.failed_seen:
-                continue
-            failure = layout.failure_path(query_id)
-            mtime = _mtime(failure)
-            if mtime is not None and mtime != self._old_failures[query_id]:
-                self.failed_seen.add(query_id)
-                try:
-                    error = str(layout.read_failure(query_id).get("error") or "failed")
-                except DataError as exc:
-                    error = str(exc)
-                self.progress.failed(query_id, error)
-
-
-def _mtime(path: Path) -> int | None:
-    try:
-        return path.stat().st_mtime_ns
-    except FileNotFoundError:
-        return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +27,11 @@ from agent.cli.options import (
 )
 from agent.cli.providers import open_provider
 from agent.config import AgentConfig
+from codetool.aio import run_interruptible
+from codetool.cli import report_interrupt
+from codetool.dirlock import DirectoryLock
 from codetool.errors import CodeToolError, DataError
+from codetool.paths import check_output_dir
 from rm.collect import FAILURES_FILE, CollectProgress, CollectReport, TreeCollector
 from rm.commands.common import one_error_line
 from rm.tree import DFS_DIR
@@ -59,11 +62,18 @@ def collect_command(
     Finished queries are skipped, so rerunning the same command resumes a killed run.
     """
     with one_error_line():
+        check_output_dir(out, "--out")
         agent_config = build_config(
             config, base_url=base_url, model=model, n=n, max_depth=max_depth, sandbox=sandbox, timeout=timeout
         )
         choice = ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir)
-        report = asyncio.run(_collect(agent_config, choice, queries, out, concurrency, limit, progress))
+        with DirectoryLock(out, command="rm collect"):  # one writer per output folder
+            try:
+                report = run_interruptible(_collect(agent_config, choice, queries, out, concurrency, limit, progress))
+            except KeyboardInterrupt:
+                raise report_interrupt(
+                    f"interrupted: finished trees are kept in {out / DFS_DIR}; rerun the same command to resume"
+                ) from None
         _print_summary(report, out)
         if report.failed:
             raise CodeToolError(

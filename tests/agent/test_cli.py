@@ -69,11 +69,12 @@ async def test_solve_needs_no_spec_and_says_when_answers_were_simulated(tmp_path
     assert saved["simulated_api_calls"] == len(calls)
 
 
-async def test_unreachable_endpoint_is_one_line_and_exit_2(tmdb_spec):
+async def test_unreachable_endpoint_is_one_line_and_exit_1(tmdb_spec):
     code, stdout, stderr = await _agent(
         "solve", "anything", "--toolset", "tmdb", "--spec", str(tmdb_spec), "--base-url", "http://127.0.0.1:9/v1",
+        "--llm-retries", "1",
     )
-    assert code == 2
+    assert code == 1
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "OPENAI_BASE_URL" in lines[0], stderr
 

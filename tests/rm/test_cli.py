@@ -45,9 +45,9 @@ async def test_bad_options_are_refused_before_loading_anything(tiny_lm_dir: Path
     code, stderr = await _run_to_end("serve", "--model", str(tiny_lm_dir), "--device", "tpu")
     assert code == 2 and "error: invalid option: device: device must be cpu, cuda or cuda:N" in stderr
     code, stderr = await _run_to_end("serve", "--model", str(tiny_lm_dir), "--backend", "onnx")
-    assert code == 1 and "error: unknown scorer backend 'onnx'; choose one of hf, openai, vllm" in stderr
+    assert code == 2 and "error: unknown scorer backend 'onnx'; choose one of hf, openai, vllm" in stderr
     code, stderr = await _run_to_end("serve", "--model", "prm", "--backend", "openai")
-    assert code == 1 and "error: the openai backend needs the endpoint's base URL (--base-url)" in stderr
+    assert code == 2 and "error: the openai backend needs the endpoint's base URL (--base-url)" in stderr
 
 
 

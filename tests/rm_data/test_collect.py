@@ -195,4 +195,4 @@ def test_collect_command_reports_a_missing_query_file_in_one_line(tmp_path: Path
         [sys.executable, "-m", "rm", "collect", "--queries", str(tmp_path / "none.json"), "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode == 1 and done.stderr.strip() == f"error: {tmp_path / 'none.json'}: no such file"
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path / 'none.json'}: no such file"

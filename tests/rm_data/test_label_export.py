@@ -148,4 +148,4 @@ def test_label_command_prints_statistics(tmp_path: Path) -> None:
         [sys.executable, "-m", "rm", "label", "--in", str(tmp_path / "nothing"), "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert missing.returncode == 1 and missing.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such folder"
+    assert missing.returncode == 2 and missing.stderr.strip() == f"error: {tmp_path / 'nothing'}: no such folder"

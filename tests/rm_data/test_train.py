@@ -110,7 +110,7 @@ def test_llamafactory_recipe_points_at_the_exported_dataset(synthetic_data: Path
 
 def test_bad_training_data_is_refused_with_one_line(prm_lm: Path, synthetic_data: Path, tmp_path: Path) -> None:
     done = run_rm("train", "--base", str(prm_lm), "--data", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"))
-    assert done.returncode == 1
+    assert done.returncode == 2  # bad input: nothing done
     assert done.stderr.strip() == f"error: {tmp_path / 'missing.jsonl'}: cannot read (No such file or directory)"
 
     bad = tmp_path / "bad.jsonl"

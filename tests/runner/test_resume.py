@@ -18,6 +18,7 @@ def manifest(path) -> dict:
 def test_sigint_leaves_only_complete_files(scripted_runs: Sessions):
     code, _, stderr = scripted_runs.interrupted
     assert code == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: ") and "run the same command again" in stderr
     files = scripted_runs.files_after_interrupt
     assert f"{BLOCKING_QUERY}.json" not in files
     for name, text in files.items():
@@ -30,7 +31,8 @@ def test_sigint_leaves_only_complete_files(scripted_runs: Sessions):
 
 def test_resume_skips_finished_queries_and_redoes_the_rest(scripted_runs: Sessions):
     code, _, stderr = scripted_runs.resumed
-    assert code == 0, stderr
+    assert code == 1, stderr  # the scripted failing query fails again: the run ends, exit 1 says so
+    assert f"1 of 10 queries failed; their records are in {scripted_runs.stb / 'failures'}" in stderr
     finished_before = {name.removesuffix(".json") for name in scripted_runs.files_after_interrupt}
     asked = set(scripted_runs.resumed_requests)
     assert asked & finished_before == {scripted_runs.corrupted}

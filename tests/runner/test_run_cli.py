@@ -33,7 +33,7 @@ def test_error_budget_stops_the_run(tmp_path):
     code, _, stderr = tmdb_run(
         out, tmp_path, "--base-url", DEAD_ENDPOINT, "--limit", "5", "--concurrency", "1", "--max-failures", "1"
     )
-    assert code == 1, stderr
+    assert code == 3, stderr
     assert "stopped after 2 failed queries" in one_error_line(stderr)
     failures = sorted(path.name for path in (out / "failures").iterdir())
     assert failures == ["q0.json", "q1.json"]
@@ -49,7 +49,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     code, _, stderr = tmdb_run(
         out, tmp_path, "--base-url", DEAD_ENDPOINT, "--limit", "1", "--model", "model-a", *bounds
     )
-    assert code == 0, stderr
+    assert code == 1, stderr  # the one query failed: the endpoint is dead
     config = json.loads((out / "run.json").read_text())["config"]
     assert (config["llm"]["max_concurrency"], config["rm"]["max_connections"]) == (3, 2)
     assert (config["gateway"]["concurrency"], config["sandbox"]["options"]["pool_size"]) == (5, 2)

@@ -41,10 +41,25 @@ Policy = Callable[[dict[str, Any]], Sequence[Reply | str]]
 
 @dataclass
 class Fault:
-    """Make the next `count` requests fail with `status` (e.g. 429, 500)."""
+    """Make the next `count` requests fail with `status` (e.g. 429, 500), or answer `body` as it is."""
 
     status: int
     count: int = 1
+    body: str | None = None
+    """A raw body to answer instead of an error (malformed JSON, JSON without `choices` ...)."""
+
+
+MALFORMED_BODIES = {
+    "not-json": '{"id": "chatcmpl-1", "choices": [',
+    "no-choices": '{"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "stub-model"}',
+    "null-choices": '{"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "stub-model", "choices": null}',
+    "bad-message": '{"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "stub-model",'
+    ' "choices": [{"index": 0, "finish_reason": "stop"}]}',
+    "negative-usage": '{"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "stub-model",'
+    ' "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],'
+    ' "usage": {"prompt_tokens": -5, "completion_tokens": 1, "total_tokens": -4}}',
+}
+"""Answers with status 200 that no OpenAI-compatible server should give, by name."""
 
 
 def count_tokens(text: str) -> int:
@@ -91,6 +106,10 @@ class OpenAIStub:
     def fail_next(self, status: int, count: int = 1) -> None:
         self.faults.append(Fault(status, count))
 
+    def malformed_next(self, kind: str, count: int = 1) -> None:
+        """Answer the next `count` requests with one of `MALFORMED_BODIES` (status 200)."""
+        self.faults.append(Fault(200, count, MALFORMED_BODIES[kind]))
+
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
@@ -102,6 +121,8 @@ class OpenAIStub:
             fault.count -= 1
             if fault.count <= 0:
                 self.faults.pop(0)
+            if fault.body is not None:
+                return web.Response(text=fault.body, status=fault.status, content_type="application/json")
             return web.json_response({"error": {"message": "scripted fault", "type": "server_error"}}, status=fault.status)
         replies = await asyncio.to_thread(self.policy, body)
         n = int(body.get("n") or 1)

@@ -76,7 +76,7 @@ def test_a_missing_tmdb_spec_and_an_unknown_benchmark_are_one_line(tmp_path):
     code, _, stderr = agent_run(
         "--benchmark", "tmdb", "--data", str(TMDB_QUERIES), "--spec", str(missing), "--out", str(tmp_path / "r")
     )
-    assert code == 2 and f"{missing}: no such file" in one_error_line(stderr)
+    assert code == 2 and f"--spec {missing} does not exist" in one_error_line(stderr)
     code, _, stderr = agent_run("--benchmark", "toolbench", "--data", str(TMDB_QUERIES), "--out", str(tmp_path / "r"))
     assert code == 2 and "invalid --benchmark" in one_error_line(stderr)
 

@@ -17,6 +17,7 @@ import collections
 import copy
 import operator
 import re
+import sys
 from types import CodeType, FrameType, FunctionType, ModuleType, TracebackType
 from typing import Any, TextIO
 
@@ -90,11 +91,29 @@ def _build_views() -> dict[str, ModuleType]:
     return views
 
 
+def _pure_path(node: ast.expr) -> bool:
+    """A name or constant, or lookups, tuples and arithmetic of pure paths."""
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _pure_path(node.value)
+    if isinstance(node, ast.Subscript):
+        return _pure_path(node.value) and _pure_path(node.slice)
+    if isinstance(node, ast.BinOp):
+        return _pure_path(node.left) and _pure_path(node.right)
+    if isinstance(node, ast.UnaryOp):
+        return _pure_path(node.operand)
+    if isinstance(node, ast.Tuple):
+        return all(_pure_path(element) for element in node.elts)
+    return False
+
+
 class _Relaxations(ast.NodeTransformer):
     """Rewrite two common forms RestrictedPython refuses into equivalents it accepts.
 
-    `x: T = v` loses its annotation, and `d[k] += v` / `o.a += v` (container or object a
-    plain name, key a name or constant) become `d[k] = d[k] + v`.
+    `x: T = v` loses its annotation, and `d[k] += v` / `o.a += v` become `d[k] = d[k] + v`
+    when the target is a pure path (names, constants, lookups and arithmetic of them, as in
+    `self.counts[key] += 1`), which evaluates the same twice.
     """
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt:
@@ -104,8 +123,7 @@ class _Relaxations(ast.NodeTransformer):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
         target = node.target
-        simple_subscript = isinstance(target, ast.Subscript) and isinstance(target.slice, (ast.Name, ast.Constant))
-        if not (simple_subscript or isinstance(target, ast.Attribute)) or not isinstance(target.value, ast.Name):
+        if not isinstance(target, (ast.Subscript, ast.Attribute)) or not _pure_path(target):
             return node
         current = copy.deepcopy(target)
         current.ctx = ast.Load()
@@ -189,6 +207,11 @@ class _Guards:
         return cls
 
     def import_module(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> ModuleType:
+        if type(fromlist) is list and not fromlist and not level and name in sys.modules:
+            # C code of an allowed module importing for itself (datetime's strftime wants `time`):
+            # PyImport_Import asks this way, then takes the module from sys.modules, never from here;
+            # compiled code always passes None or a tuple
+            return None  # type: ignore[return-value]
         if level:
             raise ImportError("relative imports are not allowed in the restricted sandbox")
         if name not in self.views:

@@ -14,10 +14,13 @@ import pytest
 
 from sandbox import Cell, Sandbox
 
-# the escape corpus's host (secret file, environment marker, listener, victim) and sandboxes
-from .test_escapes import MARKER, REFUSALS, Host, _assert_contained, _everything, escape_sandbox, host, victim  # noqa: F401
+from . import test_escapes as corpus
+from .test_escapes import MARKER, REFUSALS, Host
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+# the escape corpus's fixtures: the host (secret file, environment marker, listener, victim) and sandboxes
+victim, host, escape_sandbox = corpus.victim, corpus.host, corpus.escape_sandbox
 
 # Given `g`, the real globals of some module (whose `__builtins__` is a dict or the module).
 PAYLOAD = """
@@ -187,8 +190,8 @@ FORMAT_STRINGS = {
 
 async def _attack(sandbox: Sandbox, host: Host, code: str) -> None:
     result = await sandbox.execute(Cell(code=host.format(code)))
-    await _assert_contained(sandbox, host, result)
-    assert "uid=0(" not in _everything(result), "a command ran as root"
+    await corpus._assert_contained(sandbox, host, result)
+    assert "uid=0(" not in corpus._everything(result), "a command ran as root"
     if sandbox.name == "restricted":
         assert not result.ok
         assert result.error_type in REFUSALS, result.error
@@ -208,8 +211,8 @@ async def test_globals_and_frames_are_contained(escape_sandbox: Sandbox, host: H
 @pytest.mark.parametrize("route", sorted(FORMAT_STRINGS))
 async def test_format_strings_are_contained(escape_sandbox: Sandbox, host: Host, route: str) -> None:
     result = await escape_sandbox.execute(Cell(code=FORMAT_STRINGS[route]))
-    await _assert_contained(escape_sandbox, host, result)
-    assert MARKER not in _everything(result)
+    await corpus._assert_contained(escape_sandbox, host, result)
+    assert MARKER not in corpus._everything(result)
     if escape_sandbox.name == "restricted":
         assert not result.ok
         assert result.error_type in REFUSALS, result.error

@@ -14,7 +14,8 @@ layers, each one reported at start-up (`ProcessSandbox.layers`), strongest first
 * `audit hook` (PEP 578): refuses process creation, sockets, ctypes, signals, and files
   outside the working directory; the last layer, not a boundary on its own.
 
-A layer the OS refuses is logged once, at start, and the rest still apply.
+A layer the OS refuses is logged once, at start, and the rest still apply. The `restricted`
+backend (`sandbox.restricted`) is this backend with the runner in RestrictedPython mode.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class ProcessSandbox(ForkedSandbox):
         else:
             log.info(f"{self.name} sandbox started with every isolation layer", active=active)
         hidden = _hidden_from_other_users(sandbox_python()[1])
-        if self._bwrap is None and self.layers[LAYER_UID] == ON and hidden:
+        if self._bwrap is None and self.layers[LAYER_UID] == ON and hidden and self.runner_mode == "plain":
             log.warning(
                 "without bubblewrap the children's uid cannot read the Python installation: "
                 "only the modules the runner loaded before forking can be imported",
@@ -138,7 +139,8 @@ class ProcessSandbox(ForkedSandbox):
             runner.append("--audit-hook")
         packages = _package_dirs(self.runner_packages)
         if self._bwrap is not None:
-            argv = [*bwrap_argv(self._bwrap, tmp_mb=self.workdir_mb, packages=packages), *runner, "--workdir", SANDBOX_TMP, "--own-pid-namespace"]
+            view = bwrap_argv(self._bwrap, tmp_mb=self.workdir_mb, packages=packages)
+            argv = [*view, *runner, "--workdir", SANDBOX_TMP, "--own-pid-namespace"]
             return Launch(argv, dirs.home, pid_namespace=True)
         for package in packages:
             link = os.path.join(dirs.home, os.path.basename(package))

@@ -24,18 +24,23 @@ code) on its behalf. So every name below was reviewed for that, and left out whe
 Module by module, what is exposed and why it is safe (nothing else of the module exists
 in the view, and a module never holds another module but its listed submodules):
 
-| module | exposed | why safe |
-|---|---|---|
-| `collections` | the containers, `namedtuple` | data structures; `namedtuple` only builds code from field names it first checks are identifiers not starting with `_` |
-| `collections.abc` | the ABCs | abstract classes; their mixin methods call fixed protocol names only |
-| `datetime` | the classes, `UTC`, `MINYEAR`/`MAXYEAR` | C types; `strftime`/`strptime` take format codes, not fields |
-| `functools` | `cache`, `cmp_to_key`, `lru_cache`, `partial`, `reduce` | they call the callables they are given; `lru_cache` copies only the fixed wrapper names, from the code's own function |
-| `itertools` | everything | C iterators over what they are given |
-| `json` | `dumps`, `loads`, `dump`, `load`, encoder, decoder, error | hooks are called with data; `cls=` builds a class the code could build itself and calls fixed method names |
-| `math` | everything public | numbers in, numbers out |
-| `re` | functions, flags, `Pattern`, `Match`, `error` (not the deprecated `template`) | templates refer to groups, never to attributes |
-| `statistics` | functions, `NormalDist`, `StatisticsError` | numbers in, numbers out; data read through fixed protocol names |
-| `requests` | the shim's calls, `Session`, `Response`, the exceptions | every call is a message to the host's tool gateway |
+* `collections`: the containers and `namedtuple`, which builds code only from field
+  names it first checks are identifiers not starting with `_`;
+* `collections.abc`: the ABCs, whose mixin methods call fixed protocol names only;
+* `datetime`: the C types, `UTC`, `MINYEAR`/`MAXYEAR`; `strftime`/`strptime` take format
+  codes, not fields;
+* `functools`: `cache`, `cmp_to_key`, `lru_cache`, `partial`, `reduce`: they call what they
+  are given; `lru_cache` copies only the fixed wrapper names, from the code's own function;
+* `itertools`: everything: C iterators over what they are given;
+* `json`: `dumps`, `loads`, `dump`, `load`, the encoder, decoder and error: hooks get data,
+  `cls=` builds a class the code could build itself and calls fixed method names;
+* `math`: everything public: numbers in, numbers out;
+* `re`: the functions, flags, `Pattern`, `Match`, `error` (not the deprecated `template`):
+  templates name groups, never attributes;
+* `statistics`: the functions, `NormalDist`, `StatisticsError`: numbers in, numbers out,
+  data read through fixed protocol names;
+* `requests`: the shim's calls, `Session`, `Response` and exceptions: every call is a
+  message to the host's tool gateway.
 
 Builtins: RestrictedPython's `safe_builtins` (its `setattr`/`delattr`/`_getattr_` replaced
 by our guards) plus `EXTRA_BUILTINS`: constructors, iteration helpers and exceptions that

@@ -256,7 +256,8 @@ STEPS = {
         "add = functools.partial(lambda a, b: a + b, 10)\n"
         "groups = {k: len(list(g)) for k, g in itertools.groupby('aabccc')}\n"
         "print(fib(30), list(pages(5, 2)), add(5), functools.reduce(lambda a, b: a * b, [1, 2, 3, 4]), groups)\n"
-        "print(list(itertools.islice(itertools.chain([1], itertools.count(5)), 4)), list(itertools.combinations('abc', 2))[:2])\n",
+        "print(list(itertools.islice(itertools.chain([1], itertools.count(5)), 4)),\n"
+        "      list(itertools.combinations('abc', 2))[:2])\n",
         "832040 [(0, 2), (2, 4), (4, 5)] 15 24 {'a': 2, 'b': 1, 'c': 3}\n[1, 5, 6, 7] [('a', 'b'), ('a', 'c')]\n",
     ),
     "strings and % formatting": (
@@ -292,7 +293,8 @@ async def test_an_ordinary_step_runs(sandbox: Sandbox, api: ToolHandler, step: s
 
 async def test_a_step_builds_on_the_replayed_ones(sandbox: Sandbox, api: ToolHandler) -> None:
     replay = [
-        f"import requests\nmovies = requests.get('{API}/3/search/movie', params={{'query': 'alien'}}).json()['results']\nprint(movies)",
+        "import requests\n"
+        f"movies = requests.get('{API}/3/search/movie', params={{'query': 'alien'}}).json()['results']\nprint(movies)",
         "titles = {m['id']: m['title'] for m in movies}\nprint('hidden')",
     ]
     result = await sandbox.execute(Cell(replay=replay, code="print(titles[679], len(movies))"), api)

@@ -1,4 +1,4 @@
-"""The bubblewrap command that gives the process backend's runner its filesystem view.
+"""The bubblewrap command that gives the runner of the process and restricted backends its filesystem view.
 
 Inside, the runner sees the system's `/usr` (and the `/bin`, `/lib*` links or directories),
 the Python installation, and the runner package at `/opt/codetool/runner`, all read-only;
@@ -12,6 +12,7 @@ import asyncio
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 
 from sandbox.forkserver import RUNNER_PACKAGE
 
@@ -53,8 +54,12 @@ def _read_only_tree(path: str) -> list[str]:
     return [*argv, "--ro-bind", path, path]
 
 
-def bwrap_argv(bwrap: str, tmp_mb: int) -> list[str]:
-    """Everything before the command: the view described in the module docstring."""
+def bwrap_argv(bwrap: str, tmp_mb: int, packages: Sequence[str] = ()) -> list[str]:
+    """Everything before the command: the view described in the module docstring.
+
+    `packages`: directories of packages the runner imports besides the standard library,
+    shown read-only beside it (importable, as the runner starts in `RUNNER_HOME`).
+    """
     python, prefix = sandbox_python()
     argv = [
         bwrap, "--die-with-parent", "--new-session",
@@ -79,6 +84,8 @@ def bwrap_argv(bwrap: str, tmp_mb: int) -> list[str]:
         if not any(_inside(tree, directory) for directory in _SYSTEM_DIRS):
             argv += _read_only_tree(tree)
     argv += ["--ro-bind", str(RUNNER_PACKAGE), f"{RUNNER_HOME}/runner"]
+    for package in packages:
+        argv += ["--ro-bind", package, f"{RUNNER_HOME}/{os.path.basename(package)}"]
     argv += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_mb * 1024 * 1024), "--tmpfs", SANDBOX_TMP]
     return [*argv, "--chdir", RUNNER_HOME, "--", python]
 

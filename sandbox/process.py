@@ -14,16 +14,20 @@ layers, each one reported at start-up (`ProcessSandbox.layers`), strongest first
 * `audit hook` (PEP 578): refuses process creation, sockets, ctypes, signals, and files
   outside the working directory; the last layer, not a boundary on its own.
 
-A layer the OS refuses is logged once, at start, and the rest still apply.
+A layer the OS refuses is logged once, at start, and the rest still apply. The `restricted`
+backend (`sandbox.restricted`) is this backend with the runner in RestrictedPython mode.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+from typing import ClassVar
 
 from structlog import get_logger
 
+from codetool.errors import ConfigError
 from sandbox.base import register_backend
 from sandbox.bubblewrap import SANDBOX_TMP, bwrap_argv, bwrap_executable, bwrap_refusal, sandbox_python
 from sandbox.forked import ForkedSandbox
@@ -59,9 +63,25 @@ def _hidden_from_other_users(path: str) -> str | None:
     return None
 
 
+def _package_dirs(names: tuple[str, ...]) -> list[str]:
+    """Where each named package is installed (its directory)."""
+    dirs = []
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"the sandbox runner needs the package {name!r}, which is not installed")
+        dirs.append(os.path.realpath(next(iter(spec.submodule_search_locations))))
+    return dirs
+
+
 @register_backend("process")
 class ProcessSandbox(ForkedSandbox):
     """Runs plain Python cells in fresh, confined children of one warm runner."""
+
+    runner_mode: ClassVar[str] = "plain"
+    """The runner's engine (`restricted` reuses every layer here with RestrictedPython on top)."""
+    runner_packages: ClassVar[tuple[str, ...]] = ()
+    """Packages outside the standard library the runner imports, shown to it read-only beside the runner."""
 
     def __init__(
         self,
@@ -74,7 +94,7 @@ class ProcessSandbox(ForkedSandbox):
         uid_base: int = DEFAULT_UID_BASE,
         workdir_mb: int = 64,
     ) -> None:
-        super().__init__(limits, "plain", pool_size=pool_size, start_timeout_s=start_timeout_s, launcher=self._launch)
+        super().__init__(limits, self.runner_mode, pool_size=pool_size, start_timeout_s=start_timeout_s, launcher=self._launch)
         self.use_bubblewrap = bubblewrap
         self.audit_hook = audit_hook
         self.workdir_mb = workdir_mb
@@ -99,11 +119,11 @@ class ProcessSandbox(ForkedSandbox):
         off = {name: state for name, state in self.layers.items() if state != ON}
         active = [name for name, state in self.layers.items() if state == ON]
         if off:
-            log.warning("process sandbox started with some isolation layers off", active=active, off=off)
+            log.warning(f"{self.name} sandbox started with some isolation layers off", active=active, off=off)
         else:
-            log.info("process sandbox started with every isolation layer", active=active)
+            log.info(f"{self.name} sandbox started with every isolation layer", active=active)
         hidden = _hidden_from_other_users(sandbox_python()[1])
-        if self._bwrap is None and self.layers[LAYER_UID] == ON and hidden:
+        if self._bwrap is None and self.layers[LAYER_UID] == ON and hidden and self.runner_mode == "plain":
             log.warning(
                 "without bubblewrap the children's uid cannot read the Python installation: "
                 "only the modules the runner loaded before forking can be imported",
@@ -111,15 +131,21 @@ class ProcessSandbox(ForkedSandbox):
             )  # fmt: skip
 
     def _launch(self, dirs: ServerDirs, listen_fd: int) -> Launch:
-        runner = ["-E", "-s", "-S", "-m", "runner", "--mode", "plain", "--listen-fd", str(listen_fd)]
+        runner = ["-E", "-s", "-S", "-m", "runner", "--mode", self.runner_mode, "--listen-fd", str(listen_fd)]
         runner += ["--spares", str(self.pool_size), "--private-workdir", "--workdir-mb", str(self.workdir_mb)]
         if os.geteuid() == 0:
             runner += ["--uid-base", str(self.uid_first), "--uid-count", str(self.uid_count)]
         if self.audit_hook:
             runner.append("--audit-hook")
+        packages = _package_dirs(self.runner_packages)
         if self._bwrap is not None:
-            argv = [*bwrap_argv(self._bwrap, tmp_mb=self.workdir_mb), *runner, "--workdir", SANDBOX_TMP, "--own-pid-namespace"]
+            view = bwrap_argv(self._bwrap, tmp_mb=self.workdir_mb, packages=packages)
+            argv = [*view, *runner, "--workdir", SANDBOX_TMP, "--own-pid-namespace"]
             return Launch(argv, dirs.home, pid_namespace=True)
+        for package in packages:
+            link = os.path.join(dirs.home, os.path.basename(package))
+            if not os.path.lexists(link):
+                os.symlink(package, link, target_is_directory=True)
         return Launch([sandbox_python()[0], *runner, "--workdir", dirs.work, "--unshare-net"], dirs.home)
 
     def _layers(self, reported: dict[str, str]) -> dict[str, str]:

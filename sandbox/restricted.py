@@ -1,24 +1,29 @@
-"""The `restricted` backend: RestrictedPython code in a forked, rlimited child per execution.
+"""The `restricted` backend: RestrictedPython code, under every OS layer of `process` too.
 
-Why a fork server: a warm runner process (RestrictedPython, the allowed modules and the
-guards already built) forks one child per execution. The child starts from that clean
-state, so no execution sees another's, and starting it costs a fork instead of an
-interpreter start plus imports (see `bench/sandbox_latency.py` for the figures). The
-children are bounded by `pool_size` (executions at once), rlimits set in the child
-(address space, CPU seconds, file size, open files), the runner's own time alarms and
-the host's hard deadline, which kills the child's process group.
+RestrictedPython is the language layer (`sandbox.runner.policy`): the code reaches
+attributes, imports and builtins only through guards, and gets curated views of a few
+modules. It is never the only layer: the runner is the `process` backend's fork server in
+`restricted` mode, so each execution also runs in a fresh forked child with a read-only
+filesystem view and no network (bubblewrap), its own unprivileged uid when started as
+root, rlimits, a private working directory, the PEP 578 audit hook, and a parent-death
+signal. The layers in force are reported at start (`layers`), those that are off in one
+warning line; see `sandbox.process` for each layer and its fallback.
 """
 
 from __future__ import annotations
 
 from sandbox.base import register_backend
-from sandbox.forked import ForkedSandbox
-from sandbox.protocol import SandboxLimits
+from sandbox.process import ON, ProcessSandbox
+
+LAYER_LANGUAGE = "language policy"
 
 
 @register_backend("restricted")
-class RestrictedSandbox(ForkedSandbox):
-    """Runs cells under RestrictedPython in fresh forked children of one warm runner."""
+class RestrictedSandbox(ProcessSandbox):
+    """Runs cells under RestrictedPython in fresh, confined children of one warm runner."""
 
-    def __init__(self, limits: SandboxLimits | None = None, *, pool_size: int = 4, start_timeout_s: float = 30.0) -> None:
-        super().__init__(limits, "restricted", pool_size=pool_size, start_timeout_s=start_timeout_s)
+    runner_mode = "restricted"
+    runner_packages = ("RestrictedPython",)
+
+    def _layers(self, reported: dict[str, str]) -> dict[str, str]:
+        return {LAYER_LANGUAGE: ON, **super()._layers(reported)}

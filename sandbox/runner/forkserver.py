@@ -97,6 +97,7 @@ class _Server:
         self.control_in = control_in
         self.listener = listener
         self.confinement = confinement
+        self.pid = os.getpid()
         self.taken_r, self.taken_w = os.pipe()
         self.read_roots = audit_hook.python_roots()
         self.waiting: set[int] = set()
@@ -128,6 +129,8 @@ class _Server:
         try:
             os.close(self.taken_r)
             workdir = confine.enter(self.confinement, uid)
+            if os.getppid() != self.pid:  # the server died before the parent-death signal was set
+                return
             # a blocking accept: the kernel wakes one waiting child per connection
             connection, _ = self.listener.accept()
             os.write(self.taken_w, _PID.pack(os.getpid()))

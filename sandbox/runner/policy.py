@@ -3,9 +3,10 @@
 Compiled code reaches attributes, items, iteration, imports and printing only through
 the guard functions installed here. The policy: no name or attribute starting with `_`,
 no frame/code/generator internals, no `format`/`format_map` (they reach attributes from a
-string), writes only to containers and to objects the code itself created, and imports
-only from an allow-list, each handed over as a *view*: a fresh module object holding the
-module's public names minus any module, so `json.codecs` or `datetime.sys` do not exist.
+string), no attribute whose value is a frame, code object, traceback, real module or a
+module's namespace, writes only to containers and to objects the code itself created,
+and imports only from an allow-list, each handed over as a *view*: a fresh module object
+holding only the names `allowlist` vetted (that module also records the review).
 """
 
 from __future__ import annotations
@@ -13,17 +14,11 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
-import collections.abc
 import copy
-import datetime
-import functools
-import itertools
-import json
-import math
 import operator
 import re
-import statistics
-from types import CodeType, FunctionType, ModuleType
+import sys
+from types import CodeType, FrameType, FunctionType, ModuleType, TracebackType
 from typing import Any, TextIO
 
 from RestrictedPython import compile_restricted_exec, safe_builtins
@@ -31,38 +26,20 @@ from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
 from . import requests_shim
+from .allowlist import ALLOWED_MODULES, EXTRA_BUILTINS, UNAVAILABLE
 from .engines import syntax_rejection
 from .errors import CellRejected
 
 SANDBOX_MODULE = "__sandbox__"
 """`__name__` of the code's globals, hence `__module__` of the classes it defines."""
 
-_ALLOWED_MODULES: dict[str, ModuleType] = {
-    "collections": collections,
-    "collections.abc": collections.abc,
-    "datetime": datetime,
-    "functools": functools,
-    "itertools": itertools,
-    "json": json,
-    "math": math,
-    "re": re,
-    "requests": requests_shim,
-    "requests.exceptions": requests_shim.exceptions,
-    "statistics": statistics,
-}
-_ALLOWED_TOP = ", ".join(sorted({name.split(".")[0] for name in _ALLOWED_MODULES}))
+_ALLOWED_TOP = ", ".join(sorted({name.split(".")[0] for name in ALLOWED_MODULES}))
 _FORMATTING_ATTRIBUTES = frozenset({"format", "format_map"})
+_HIDDEN_VALUES = (FrameType, CodeType, TracebackType)
 # concrete classes only: ABCs would accept whatever the code `register`s with them
 _MUTABLE_CONTAINERS = (
     dict, list, set, bytearray, collections.deque, collections.UserDict, collections.UserList,
     requests_shim.CaseInsensitiveDict,
-)  # fmt: skip
-_UNAVAILABLE = ("open", "exec", "eval", "compile", "input", "globals", "locals", "vars", "breakpoint", "help", "memoryview", "exit", "quit")
-_EXTRA_BUILTINS = (
-    "all", "any", "ascii", "bin", "bytearray", "bytes", "classmethod", "dict", "enumerate", "filter", "format",
-    "frozenset", "iter", "list", "map", "max", "min", "next", "object", "property", "reversed", "set", "sorted",
-    "staticmethod", "sum", "super", "tuple", "zip", "ConnectionError", "FileNotFoundError", "PermissionError",
-    "RecursionError", "TimeoutError", "ModuleNotFoundError",
 )  # fmt: skip
 _INPLACE = {
     "+=": operator.iadd, "-=": operator.isub, "*=": operator.imul, "/=": operator.itruediv,
@@ -86,13 +63,14 @@ def check_attribute(name: Any) -> None:
         raise AttributeError(f"access to {name!r} is not allowed in the restricted sandbox; use an f-string or %")
 
 
-def _module_view(name: str, module: ModuleType, submodules: dict[str, ModuleType]) -> ModuleType:
-    public = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
+def _module_view(name: str, module: ModuleType, vetted: tuple[str, ...], submodules: dict[str, ModuleType]) -> ModuleType:
     # A name no real module has: `from json import decoder` must not fall back to sys.modules.
     view = ModuleType(f"{name} (sandbox view)")
-    for attr in public:
-        value = getattr(module, attr, None)
-        if not attr.startswith("_") and not isinstance(value, ModuleType):
+    for attr in vetted:
+        value = getattr(module, attr, _MISSING)  # a name this Python version lacks is left out
+        if value is not _MISSING:
+            if attr.startswith("_") or isinstance(value, ModuleType):
+                raise ValueError(f"the allow-list names {name}.{attr}, which is private or a module")
             setattr(view, attr, value)
     for attr, sub in submodules.items():
         setattr(view, attr, sub)
@@ -106,17 +84,36 @@ def _module_view(name: str, module: ModuleType, submodules: dict[str, ModuleType
 
 def _build_views() -> dict[str, ModuleType]:
     views: dict[str, ModuleType] = {}
-    for name in sorted(_ALLOWED_MODULES, key=lambda n: -n.count(".")):
+    for name in sorted(ALLOWED_MODULES, key=lambda n: -n.count(".")):
         children = {n.rsplit(".", 1)[1]: v for n, v in views.items() if n.rpartition(".")[0] == name}
-        views[name] = _module_view(name, _ALLOWED_MODULES[name], children)
+        module, vetted = ALLOWED_MODULES[name]
+        views[name] = _module_view(name, module, vetted, children)
     return views
+
+
+def _pure_path(node: ast.expr) -> bool:
+    """A name or constant, or lookups, tuples and arithmetic of pure paths."""
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _pure_path(node.value)
+    if isinstance(node, ast.Subscript):
+        return _pure_path(node.value) and _pure_path(node.slice)
+    if isinstance(node, ast.BinOp):
+        return _pure_path(node.left) and _pure_path(node.right)
+    if isinstance(node, ast.UnaryOp):
+        return _pure_path(node.operand)
+    if isinstance(node, ast.Tuple):
+        return all(_pure_path(element) for element in node.elts)
+    return False
 
 
 class _Relaxations(ast.NodeTransformer):
     """Rewrite two common forms RestrictedPython refuses into equivalents it accepts.
 
-    `x: T = v` loses its annotation, and `d[k] += v` / `o.a += v` (container or object a
-    plain name, key a name or constant) become `d[k] = d[k] + v`.
+    `x: T = v` loses its annotation, and `d[k] += v` / `o.a += v` become `d[k] = d[k] + v`
+    when the target is a pure path (names, constants, lookups and arithmetic of them, as in
+    `self.counts[key] += 1`), which evaluates the same twice.
     """
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> ast.stmt:
@@ -126,8 +123,7 @@ class _Relaxations(ast.NodeTransformer):
 
     def visit_AugAssign(self, node: ast.AugAssign) -> ast.stmt:
         target = node.target
-        simple_subscript = isinstance(target, ast.Subscript) and isinstance(target.slice, (ast.Name, ast.Constant))
-        if not (simple_subscript or isinstance(target, ast.Attribute)) or not isinstance(target.value, ast.Name):
+        if not isinstance(target, (ast.Subscript, ast.Attribute)) or not _pure_path(target):
             return node
         current = copy.deepcopy(target)
         current.ctx = ast.Load()
@@ -159,6 +155,7 @@ class _Guards:
 
     def __init__(self, views: dict[str, ModuleType], output: TextIO) -> None:
         self.views = views
+        self.view_ids = {id(view) for view in views.values()}
         self.output = output
         self.namespace: dict[str, Any] = {}
         self.classes: set[type] = set()
@@ -171,7 +168,18 @@ class _Guards:
 
     def getattr(self, obj: Any, name: str, default: Any = _MISSING) -> Any:
         check_attribute(name)
-        return getattr(obj, name) if default is _MISSING else getattr(obj, name, default)
+        value = getattr(obj, name) if default is _MISSING else getattr(obj, name, default)
+        if self.hidden(value):
+            raise AttributeError(f"access to {name!r} is not allowed: it holds interpreter internals")
+        return value
+
+    def hidden(self, value: Any) -> bool:
+        """Whether `value` is something no attribute may hand to the code, whatever its name."""
+        if isinstance(value, _HIDDEN_VALUES):
+            return True
+        if isinstance(value, ModuleType):
+            return id(value) not in self.view_ids
+        return type(value) is dict and "__builtins__" in value  # a module's namespace (a function's globals)
 
     def hasattr(self, obj: Any, name: str) -> bool:
         check_attribute(name)
@@ -199,6 +207,11 @@ class _Guards:
         return cls
 
     def import_module(self, name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> ModuleType:
+        if type(fromlist) is list and not fromlist and not level and name in sys.modules:
+            # C code of an allowed module importing for itself (datetime's strftime wants `time`):
+            # PyImport_Import asks this way, then takes the module from sys.modules, never from here;
+            # compiled code always passes None or a tuple
+            return None  # type: ignore[return-value]
         if level:
             raise ImportError("relative imports are not allowed in the restricted sandbox")
         if name not in self.views:
@@ -235,7 +248,10 @@ def _unavailable(name: str) -> Any:
 
 
 def _one_argument_type(obj: Any) -> type:
-    return type(obj)
+    answer = type(obj)
+    if issubclass(answer, type):  # a metaclass would build classes with any dunder method
+        raise TypeError("type() of a class is not available in the restricted sandbox")
+    return answer
 
 
 class RestrictedEngine:
@@ -246,8 +262,8 @@ class RestrictedEngine:
     def __init__(self) -> None:
         self.views = _build_views()
         self.base_builtins = dict(safe_builtins)
-        self.base_builtins.update({name: getattr(builtins, name) for name in _EXTRA_BUILTINS})
-        self.base_builtins.update({name: _unavailable(name) for name in _UNAVAILABLE})
+        self.base_builtins.update({name: getattr(builtins, name) for name in EXTRA_BUILTINS})
+        self.base_builtins.update({name: _unavailable(name) for name in UNAVAILABLE})
         self.base_builtins.update(
             type=_one_argument_type,
             _getitem_=operator.getitem,

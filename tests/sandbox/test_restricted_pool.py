@@ -1,4 +1,9 @@
-"""The `restricted` backend's processes: fork server, pre-forked children, kills and clean-up."""
+"""The `restricted` backend's processes: fork server, pre-forked children, kills and clean-up.
+
+These run without bubblewrap, so that the server's children are its children in the host's
+view too (inside bubblewrap they are in a pid namespace of their own, and the host asks the
+server to kill them: `test_restricted_confinement` covers that arrangement).
+"""
 
 from __future__ import annotations
 
@@ -42,7 +47,7 @@ def _busy_child(sandbox: RestrictedSandbox) -> int:
 @pytest.fixture
 async def restricted(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RestrictedSandbox]:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-host-secret-0042")
-    async with create_sandbox("restricted", SandboxLimits(timeout_s=10, memory_mb=512), pool_size=3) as sandbox:
+    async with create_sandbox("restricted", SandboxLimits(timeout_s=10, memory_mb=512), pool_size=3, bubblewrap=False) as sandbox:
         assert isinstance(sandbox, RestrictedSandbox)
         yield sandbox
 
@@ -112,7 +117,7 @@ async def test_a_cancelled_execution_kills_its_child(restricted: RestrictedSandb
 
 
 async def test_aclose_leaves_no_process_behind() -> None:
-    sandbox = create_sandbox("restricted", pool_size=2)
+    sandbox = create_sandbox("restricted", pool_size=2, bubblewrap=False)
     await sandbox.start()
     assert isinstance(sandbox, RestrictedSandbox)
     handler = RecordingHandler()

@@ -107,4 +107,4 @@ def test_executions_are_audited_in_the_run_directory(scripted_runs: Sessions):
         store.close()
     run_id = manifest(scripted_runs.stb)["run_id"]
     assert len(messi) == 6 and {record.run_id for record in messi} == {run_id}
-    assert sorted(record.node for record in messi) == ["1", "1-1", "1-1-1", "1-1-2", "1-2", "2"]
+    assert sorted(record.node for record in messi) == ["1-1", "1-1-1", "1-1-1-1", "1-1-1-2", "1-1-2", "1-2"]

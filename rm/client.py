@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from codetool.errors import RewardModelError
 from codetool.validation import describe_validation_error
-from rm.errors import one_line
+from rm.errors import RouteMissingError, one_line
 from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse
 from rm.scores import Conversation, ScoreResult
 
@@ -86,6 +86,10 @@ class RewardModelClient:
         except ValidationError as exc:
             raise RewardModelError(f"PRM at {self.url} answered an unreadable /health body: {describe_validation_error(exc)}") from None
 
+    async def post(self, path: str, payload: Any) -> bytes:
+        """The raw body of a `POST path` answered 200, with this client's retries and limits."""
+        return await self._call("POST", path, payload)
+
     async def _call(self, method: str, path: str, payload: Any) -> bytes:
         if self._session is None:
             raise RewardModelError("RewardModelClient is used outside `async with`")
@@ -115,7 +119,8 @@ class RewardModelClient:
         message = f"HTTP {response.status}: {_error_text(body)}"
         if response.status in _RETRY_STATUSES:
             raise _Retryable(message)
-        raise RewardModelError(f"PRM at {self.url} refused {path}: {message}")
+        error = RouteMissingError if response.status in (404, 405) else RewardModelError
+        raise error(f"PRM at {self.url} refused {path}: {message}")
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

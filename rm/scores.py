@@ -35,15 +35,23 @@ def two_way_softmax(yes_logit: float, no_logit: float) -> float:
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """The latent reward of one candidate step and the two logits it was computed from."""
+    """The latent reward of one candidate step and the two logits it was computed from.
+
+    The logits are None where the PRM answers a probability alone (the reference's `/generate`).
+    """
 
     score: float
-    yes_logit: float
-    no_logit: float
+    yes_logit: float | None = None
+    no_logit: float | None = None
 
     @classmethod
     def from_logits(cls, yes_logit: float, no_logit: float) -> ScoreResult:
         return cls(two_way_softmax(yes_logit, no_logit), yes_logit, no_logit)
+
+    @classmethod
+    def from_probability(cls, score: float) -> ScoreResult:
+        """A score a PRM gave without its logits."""
+        return cls(score)
 
 
 def score_from_top_logprobs(top: Mapping[Key, float], yes_key: Key, no_key: Key) -> ScoreResult:

@@ -21,6 +21,9 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the selecti
 SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: restricted, process, docker.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
 RmUrlOpt = Annotated[str | None, typer.Option("--rm-url", help="Process reward model server (python -m rm serve).")]
+RmProtocolOpt = Annotated[
+    str | None, typer.Option("--rm-protocol", help="PRM contract: score (ours), generate (the reference's), auto.")
+]
 ToolsetOpt = Annotated[str, typer.Option("--toolset", "-t", help="Tool set: tmdb or stabletoolbench.")]
 SpecOpt = Annotated[Path | None, typer.Option("--spec", help="TMDB OpenAPI spec (tmdb_spec.json).")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="StableToolBench response cache directory.")]
@@ -52,6 +55,7 @@ def build_config(
     sandbox: str | None = None,
     timeout: float | None = None,
     rm_url: str | None = None,
+    rm_protocol: str | None = None,
 ) -> AgentConfig:
     """Apply the flags that were given on top of file, environment and defaults."""
     overrides: dict[str, Any] = {}
@@ -69,6 +73,7 @@ def build_config(
     put("search", "seed", seed)
     put("sandbox", "backend", sandbox)
     put("rm", "url", rm_url)
+    put("rm", "protocol", rm_protocol)
     if timeout is not None:
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
     return load_config(config_file, overrides)

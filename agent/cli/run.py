@@ -19,6 +19,7 @@ from agent.cli.options import (
     ModelOpt,
     ModeOpt,
     NOpt,
+    RmProtocolOpt,
     RmUrlOpt,
     SandboxOpt,
     SeedOpt,
@@ -113,6 +114,7 @@ def run_command(
     sandbox: SandboxOpt = None,
     timeout: TimeoutOpt = None,
     rm_url: RmUrlOpt = None,
+    rm_protocol: RmProtocolOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
@@ -127,7 +129,7 @@ def run_command(
         raise ConfigError("--benchmark tmdb needs --spec (the RestBench tmdb_spec.json)")
     agent_config = build_config(
         config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url,
+        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol,
     )  # fmt: skip
     agent_config = update_config(
         agent_config,

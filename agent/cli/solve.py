@@ -20,6 +20,7 @@ from agent.cli.options import (
     ModelOpt,
     ModeOpt,
     NOpt,
+    RmProtocolOpt,
     RmUrlOpt,
     SandboxOpt,
     SeedOpt,
@@ -60,6 +61,7 @@ def solve_command(
     sandbox: SandboxOpt = None,
     timeout: TimeoutOpt = None,
     rm_url: RmUrlOpt = None,
+    rm_protocol: RmProtocolOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
@@ -72,7 +74,7 @@ def solve_command(
         raise typer.BadParameter("--query-file needs --query-id")
     agent_config = build_config(
         config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url,
+        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol,
     )
     choice = ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir)
     trajectory = asyncio.run(_solve(agent_config, choice, query, query_file, query_id, not as_json, all_candidates))

@@ -81,8 +81,10 @@ def _rename_legacy_nodes(data: dict[str, Any]) -> dict[str, Any]:
         {**record, "parent": upgrade_path(record["parent"])} if isinstance(record, dict) and record.get("parent") else record
         for record in data.get("sampling") or []
     ]
+    from agent.trajectory import SCHEMA_VERSION
+
     chosen = [upgrade_path(path) for path in data.get("chosen_path") or [] if isinstance(path, str)]
-    return {**data, "nodes": renamed, "sampling": sampling, "chosen_path": chosen}
+    return {**data, "schema_version": SCHEMA_VERSION, "nodes": renamed, "sampling": sampling, "chosen_path": chosen}
 
 
 def _from_reference(data: dict[str, Any]) -> dict[str, Any]:

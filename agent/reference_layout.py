@@ -5,9 +5,10 @@ Written beside our own fields:
 - `infer_path`: every explored node, `{path_name, content, is_leaf, chosen}`, where `content` is the
   text of every step from the first down to this node; the nodes off the chosen path come first
   and the chosen path last, in step order, so that the last entry is the chosen leaf;
-- `exec_res[path]`: `{code, res, status}` with `code` the program that ran for the node (the
-  replayed ancestors, then the step), `res` what it printed (or its error), `status` 0 ran,
-  1 raised, 2 ran but printed a tool-failure marker; our `step_code` holds the step alone;
+- `exec_res[path]`: `{code, res, status}` for every explored node, the chosen path first, with
+  `code` the program that ran for the node (the replayed ancestors, then the step), `res` what it
+  printed (or its error), `status` 0 ran, 1 raised, 2 ran but printed a tool-failure marker; our
+  `step_code` holds the step alone;
 - `answer`: the final answer, when the path gave one.
 
 Read: a file of the reference release (no `nodes`), and our files from before the current node
@@ -44,8 +45,9 @@ def reference_part(trajectory: Trajectory) -> dict[str, Any]:
                 "chosen": node.path in chosen,
             }
         )
+    for node in [*trajectory.chosen_nodes(), *off_path]:
         exec_res[node.path] = {
-            "code": program_so_far(chain, node),
+            "code": program_so_far(trajectory.ancestors(node), node),
             "res": node.output,
             "status": node.status,
             "step_code": node.code,

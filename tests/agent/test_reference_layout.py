@@ -128,3 +128,8 @@ def test_our_evaluation_tools_read_a_run_of_reference_trajectories(tmp_path: Pat
     assert scep["groups"]["G1_instruction"]["steps"] == 4 and scep["groups"]["G1_instruction"]["succeeded"] == 3
     html = render_report(run)
     assert 'data-path="1-2-1"' in html and "Inter Miami" in html
+
+
+async def test_exec_res_lists_the_chosen_path_first(stb_provider, stb_g1_file, config_for):
+    trajectory = await _messi(stb_provider, stb_g1_file, config_for)
+    assert list(trajectory.to_json()["exec_res"])[:3] == trajectory.chosen_path

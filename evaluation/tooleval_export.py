@@ -7,7 +7,8 @@ system, user, then per chosen step the step's text and one function call (with i
 API it called, and finally the `Finish` call. Its `convert_to_answer_format.py --method {method}`
 turns the folder into the file `eval_pass_rate.py` reads, where `answer_details` ends in `Finish`.
 
-A query that failed, or whose path gave no answer, is written with a `give_up_and_restart` Finish,
+The tools are the query's `api_list` when the run's benchmark folder has it, plus any other API the
+path called. A query that failed, or whose path gave no answer, is written with a `give_up_and_restart` Finish,
 so that it stays in the evaluator's denominator. The response of each call is the output the step
 printed, attached to the step's last call (the gateway records calls, not their bodies).
 """
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.trajectory import StepNode, Trajectory
 from codetool.errors import DataError
-from codetool.files import write_json_atomic
+from codetool.files import read_json, write_json_atomic
 from evaluation.answers import ANSWERS_FILE, REFERENCE_ANSWERS_FILE, FinalAnswer, load_answers
 from evaluation.rundata import RunData
 
@@ -72,10 +74,12 @@ def finish_function() -> dict[str, Any]:
     }
 
 
-def answer_record(query: str, trajectory: Trajectory | None, answer: str | None) -> dict[str, Any]:
-    """One query's StableToolBench answer file."""
+def answer_record(
+    query: str, trajectory: Trajectory | None, answer: str | None, api_list: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """One query's StableToolBench answer file; `api_list` is the benchmark's list of the query's APIs, if known."""
     steps = trajectory.chosen_nodes() if trajectory is not None else []
-    functions = _functions(steps)
+    functions = _functions(steps, api_list)
     finish_arguments = json.dumps(
         {"return_type": "give_answer", "final_answer": answer} if answer else {"return_type": "give_up_and_restart"},
         ensure_ascii=False,
@@ -105,6 +109,7 @@ def export_tooleval(run: RunData, out: Path, method: str = DEFAULT_METHOD) -> Ex
     if not method or "_" in method or "/" in method:
         raise DataError(f"method {method!r} must be a non-empty name without '_' or '/' (it follows the id in file names)")
     answers = _known_answers(run)
+    api_lists = _benchmark_api_lists(run)
     report = ExportReport()
     for result in run.results:
         trajectory = result.trajectory
@@ -116,18 +121,65 @@ def export_tooleval(run: RunData, out: Path, method: str = DEFAULT_METHOD) -> Ex
         answer = known.answer if known is not None else (trajectory.final_answer if trajectory else None)
         if not answer:
             report.gave_up.append(result.query_id)
-        write_json_atomic(out / result.group / f"{result.query_id}_{method}.json", answer_record(query, trajectory, answer))
+        record = answer_record(query, trajectory, answer, api_lists.get(result.query_id, ()))
+        write_json_atomic(out / result.group / f"{result.query_id}_{method}.json", record)
         report.written[result.group] = report.written.get(result.group, 0) + 1
     return report
 
 
-def _functions(steps: list[StepNode]) -> list[dict[str, Any]]:
+def _functions(steps: list[StepNode], api_list: Sequence[Any]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
+    for api in api_list:
+        if isinstance(api, dict) and api.get("tool_name") and api.get("api_name"):
+            function = _api_function(api)
+            seen[function["name"]] = function
     for node in steps:
         for call in node.api_calls:
             name = function_name(call.api_name or call.url)
             seen.setdefault(name, {"name": name, "description": f"{call.method} {call.url}", "parameters": {"type": "object", "properties": {}}})
     return [*seen.values(), finish_function()]
+
+
+def _api_function(api: dict[str, Any]) -> dict[str, Any]:
+    """A StableToolBench `api_list` entry as a function, named as the calls to it are."""
+    required = [p for p in api.get("required_parameters") or [] if isinstance(p, dict) and p.get("name")]
+    optional = [p for p in api.get("optional_parameters") or [] if isinstance(p, dict) and p.get("name")]
+    properties = {
+        p["name"]: {
+            "type": str(p.get("type") or "string").lower(),
+            "description": str(p.get("description") or ""),
+            "example_value": p.get("default"),
+        }
+        for p in [*required, *optional]
+    }
+    return {
+        "name": function_name(f"{api['tool_name']}/{api['api_name']}"),
+        "description": str(api.get("api_description") or ""),
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": [p["name"] for p in required],
+            "optional": [p["name"] for p in optional],
+        },
+    }
+
+
+def _benchmark_api_lists(run: RunData) -> dict[str, Sequence[Any]]:
+    """Each StableToolBench query's `api_list`, read from the benchmark folder the run names (empty if unreadable)."""
+    settings = run.manifest.get("settings") or {}
+    if run.benchmark != "stabletoolbench" or not isinstance(settings, dict) or not settings.get("data"):
+        return {}
+    folder = Path(settings["data"]) / ("filter_test_instruction" if settings.get("filtered") else "test_instruction")
+    lists: dict[str, Sequence[Any]] = {}
+    for group in run.groups():
+        try:
+            entries = read_json(folder / f"{group}.json")
+        except DataError:
+            continue
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and "query_id" in entry and isinstance(entry.get("api_list"), list):
+                lists[str(entry["query_id"])] = entry["api_list"]
+    return lists
 
 
 def _step_messages(node: StepNode) -> list[dict[str, Any]]:

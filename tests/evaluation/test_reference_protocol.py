@@ -37,12 +37,13 @@ async def run_dir(tmp_path: Path, stb_provider, stb_g1_file) -> Path:
     layout.write_manifest({
         "benchmark": "stabletoolbench", "status": "completed", "created_at": "2026-01-01T00:00:00+00:00",
         "config": {"llm": {"model": "stub-model"}, "search": {"mode": "codetool", "n": 2, "max_depth": 5}},
+        "settings": {"data": str(stb_g1_file.parent.parent), "filtered": True},
         "queries": [{"query_id": "588", "group": GROUP}, {"query_id": "608", "group": GROUP}],
     })  # fmt: skip
     return layout.root
 
 
-async def test_export_writes_stabletoolbench_answers_that_end_in_finish(run_dir: Path, tmp_path: Path):
+async def test_export_writes_stabletoolbench_answers_that_end_in_finish(run_dir: Path, tmp_path: Path, stb_g1_file: Path):
     report = export_tooleval(load_run(run_dir), tmp_path / "out", "CodeTool")
     assert report.written == {GROUP: 2} and report.gave_up == ["608"]
     solved = json.loads((tmp_path / "out" / GROUP / "588_CodeTool.json").read_text())
@@ -50,6 +51,10 @@ async def test_export_writes_stabletoolbench_answers_that_end_in_finish(run_dir:
     assert generation["valid_data"] is True and generation["query"].startswith("I'm a football enthusiast")
     names = [function["name"] for function in generation["function"]]
     assert names[-1] == FINISH and function_name("TheClique/Transfermarkt search") in names
+    api_list = next(q for q in json.loads(stb_g1_file.read_text()) if q["query_id"] == 588)["api_list"]
+    assert names[: len(api_list)] == [function_name(f"{a['tool_name']}/{a['api_name']}") for a in api_list]
+    search = generation["function"][names.index(function_name("TheClique/Transfermarkt search"))]
+    assert search["parameters"]["required"] == ["name"] and search["description"]
     conversation = generation["train_messages"][-1]
     assert [m["role"] for m in conversation[:2]] == ["system", "user"] and conversation[1]["content"] == generation["query"]
     details = _answer_details(conversation)

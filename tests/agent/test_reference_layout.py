@@ -1,8 +1,12 @@
-"""Trajectory files in the reference release's layout: what we write, and theirs and our older ones read back."""
+"""Trajectory files in the reference release's layout: what we write, and theirs and our older ones read back.
+
+Also the node names where a user types them (the audit filter)."""
 
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +137,11 @@ def test_our_evaluation_tools_read_a_run_of_reference_trajectories(tmp_path: Pat
 async def test_exec_res_lists_the_chosen_path_first(stb_provider, stb_g1_file, config_for):
     trajectory = await _messi(stb_provider, stb_g1_file, config_for)
     assert list(trajectory.to_json()["exec_res"])[:3] == trajectory.chosen_path
+
+
+def test_the_audit_filter_refuses_a_node_name_of_the_old_form(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "audit", str(tmp_path / "audit.sqlite"), "--node", "2-1"],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 2 and "'2-1' is not a node name: the root is 1" in done.stderr

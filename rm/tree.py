@@ -80,6 +80,8 @@ class ExecRecord(BaseModel):
     code: str
     res: str
     status: int
+    step_code: str | None = None
+    """Ours: the step's own code (`code` is the whole program, as the reference keeps it)."""
 
 
 class CollectedTree(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,10 +80,17 @@ class GatewayConfig(_Frozen):
     memo: bool = True
 
 
+PrmProtocol = Literal["auto", "score", "generate"]
+
+
 class RewardModelConfig(_Frozen):
     """Where the process reward model is served, and what to do when it is not."""
 
     url: str | None = None
+    protocol: PrmProtocol = "auto"
+    """`score` (ours: `POST /score`, a step's candidates in one request), `generate` (the reference
+    release's: `POST /generate`, one candidate per request), or `auto`: `/score`, and `/generate` for
+    good once the server answers that it has no `/score`."""
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0)
     max_connections: int = Field(8, gt=0)

@@ -18,7 +18,9 @@ from agent.trajectory import (
     SamplingRecord,
     StepNode,
     Trajectory,
+    replay_code,
 )
+from codetool.nodepaths import child_path
 from sandbox.base import Sandbox
 from sandbox.protocol import Cell, ToolHandler
 from tools.toolset import Query, ToolSet
@@ -38,16 +40,6 @@ class QueryRun:
     trajectory: Trajectory
     emit: EventSink
     usage: Usage = field(default_factory=Usage)
-
-
-def child_path(parent: StepNode | None, index: int) -> str:
-    """Path name of the `index`-th (1-based) child of `parent` (None is the root)."""
-    return str(index) if parent is None else f"{parent.path}-{index}"
-
-
-def replay_code(parents: Sequence[StepNode]) -> tuple[str, ...]:
-    """Code of the chosen steps to replay: those that ran (a step that raised is not replayed)."""
-    return tuple(node.code for node in parents if node.code and node.status != STATUS_ERROR)
 
 
 class StepExpander:
@@ -94,7 +86,7 @@ class StepExpander:
     def _new_node(self, parent: StepNode | None, depth: int, index: int, completion: str) -> StepNode:
         step = parse_step(completion)
         return StepNode(
-            path=child_path(parent, index),
+            path=child_path(parent.path if parent else None, index),
             depth=depth,
             index=index,
             parent=parent.path if parent else None,

@@ -1,30 +1,50 @@
-"""The agent's PRM scorer: builds the judging prompts and asks a `python -m rm serve` server."""
+"""The agent's PRM scorer: builds the judging prompts and asks a PRM server in the contract it speaks.
+
+Two contracts: ours (`POST /score`, every candidate of a step in one request, served by
+`python -m rm serve`) and the reference release's (`POST /generate`, one candidate per request,
+`{"response": p}`; `rm serve` answers it too). `rm.protocol` picks one; `auto` starts with `/score`
+and turns to `/generate` for good when the server says it has no `/score` route.
+"""
 
 from __future__ import annotations
+
+import structlog
 
 from agent.config import RewardModelConfig
 from agent.latent import LatentScore, ScoringContext
 from codetool.errors import ConfigError
 from codetool.lifecycle import AsyncLifecycle
 from rm import PriorStep, RewardModelClient, build_prm_messages
+from rm.errors import RouteMissingError
+from rm.generate_client import GenerateClient
+from rm.scores import Conversation, ScoreResult
+
+log = structlog.get_logger(__name__)
 
 
 class PrmScorer(AsyncLifecycle):
-    """Scores all candidates of a step in one `/score` request (implements `LatentScorer`)."""
+    """Scores all candidates of a step with a PRM server (implements `LatentScorer`)."""
 
     def __init__(self, config: RewardModelConfig) -> None:
         if not config.url:
             raise ConfigError("no PRM configured: set --rm-url (or rm.url in the config file)")
         self.config = config
-        self._client = RewardModelClient(
+        self.protocol = config.protocol
+        """The contract in use; `auto` until the server has shown which it speaks."""
+        self._batched = RewardModelClient(
             config.url, timeout_s=config.timeout_s, retries=config.retries, max_connections=config.max_connections
+        )
+        self._single = GenerateClient(
+            config.url, timeout_s=config.timeout_s, retries=config.retries, max_concurrency=config.max_connections
         )
 
     async def start(self) -> None:
-        await self._client.__aenter__()
+        await self._batched.__aenter__()
+        await self._single.__aenter__()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._batched.aclose()
+        await self._single.aclose()
 
     async def score(self, context: ScoringContext) -> list[LatentScore]:
         previous = [PriorStep(node.content, node.output) for node in context.previous]
@@ -38,5 +58,20 @@ class PrmScorer(AsyncLifecycle):
             )
             for node in context.candidates
         ]
-        results = await self._client.score(conversations)
-        return [LatentScore(result.score, (result.yes_logit, result.no_logit)) for result in results]
+        results = await self._ask(conversations)
+        return [LatentScore(result.score, result.logits) for result in results]
+
+    async def _ask(self, conversations: list[Conversation]) -> list[ScoreResult]:
+        if self.protocol == "generate":
+            return await self._single.score(conversations)
+        try:
+            results = await self._batched.score(conversations)
+        except RouteMissingError:
+            if self.protocol != "auto":
+                raise
+            log.info("the PRM has no /score: using its /generate", url=self.config.url)
+            self.protocol = "generate"
+            return await self._single.score(conversations)
+        self.protocol = "score"
+        return results
+

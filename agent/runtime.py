@@ -38,7 +38,7 @@ class Runtime:
             instruction=instruction,
             tools=self.gateway.session(toolset, query_id=query.query_id),
             trajectory=Trajectory(
-                q_id=query.query_id,
+                q_id=benchmark_query_id(query),
                 query=query.text,
                 instruction=instruction,
                 toolset=toolset.name,
@@ -47,6 +47,12 @@ class Runtime:
             ),
             emit=emit,
         )
+
+
+def benchmark_query_id(query: Query) -> int | str:
+    """The query's id as its benchmark types it (StableToolBench: an int), else our text id."""
+    raw = query.extra.get("query_id")
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and str(raw) == query.query_id else query.query_id
 
 
 async def open_runtime(

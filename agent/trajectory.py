@@ -1,18 +1,21 @@
 """The record of one solved query: every candidate step, the chosen path, and how it ended.
 
-`Trajectory.to_json()` writes the reference release's layout (`q_id`, `query`,
-`instruction`, `infer_path`, `exec_res`) and our richer fields beside it.
+`Trajectory.to_json()` writes the reference release's layout (`q_id`, `query`, `instruction`,
+`infer_path`, `exec_res`, `answer`; see `agent.reference_layout`) and our richer fields beside it.
+Nodes are named as the reference names them (`codetool.nodepaths`): root `1`, first step `1-1`, `1-2`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, model_validator
 
 from sandbox.protocol import ApiCall
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: nodes named from the root `1` (`1-1`, `1-2`); 1 named the first step's candidates `1`, `2`."""
 
 # Reference status codes of `exec_res[path]["status"]`.
 STATUS_OK = 0
@@ -26,11 +29,12 @@ class StepNode(BaseModel):
     """One candidate step: what the policy wrote, what running it did, how it was judged."""
 
     path: str
-    """Path name: `1-2` is the second child of the root's first child."""
+    """Path name: `1-2` is the second candidate of step 1 (the root, the query, is `1`)."""
     depth: int
     index: int
     """1-based position among its siblings."""
     parent: str | None = None
+    """The parent step's path; None for a first-step candidate (its parent is the root)."""
     completion: str
     """The raw completion as sampled."""
     content: str
@@ -86,7 +90,8 @@ class Trajectory(BaseModel):
     """Everything about one query's solve."""
 
     schema_version: int = SCHEMA_VERSION
-    q_id: str
+    q_id: int | str
+    """The benchmark's own query id (an int for StableToolBench's `query_id`)."""
     query: str
     instruction: str
     toolset: str = ""
@@ -109,6 +114,11 @@ class Trajectory(BaseModel):
         """How many API answers of all explored steps a simulator made up (0: all data was real or recorded)."""
         return sum(call.simulated for node in self.nodes for call in node.api_calls)
 
+    @property
+    def query_id(self) -> str:
+        """`q_id` as text (file names, tables)."""
+        return str(self.q_id)
+
     def node(self, path: str) -> StepNode:
         for node in self.nodes:
             if node.path == path:
@@ -118,25 +128,40 @@ class Trajectory(BaseModel):
     def chosen_nodes(self) -> list[StepNode]:
         return [self.node(path) for path in self.chosen_path]
 
+    def ancestors(self, node: StepNode) -> list[StepNode]:
+        """The steps above `node`, first step first."""
+        chain: list[StepNode] = []
+        parent = node.parent
+        while parent is not None:
+            chain.insert(0, self.node(parent))
+            parent = chain[0].parent
+        return chain
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older_files(cls, data: Any) -> Any:
+        from agent.reference_layout import upgrade_trajectory_data
+
+        return upgrade_trajectory_data(data)
+
     def to_json(self) -> dict[str, Any]:
         """JSON data in the reference layout, with our fields beside it."""
-        data = self.model_dump(mode="json")
-        chosen = self.chosen_nodes()
-        infer_path, exec_res = [], {}
-        for position, node in enumerate(chosen):
-            infer_path.append(
-                {
-                    "path_name": node.path,
-                    "content": "".join(step.content for step in chosen[: position + 1]),
-                    "is_leaf": node.is_leaf,
-                }
-            )
-            exec_res[node.path] = {"code": node.code, "res": node.output, "status": node.status}
-        data["infer_path"] = infer_path
-        data["exec_res"] = exec_res
-        return data
+        from agent.reference_layout import reference_part
+
+        return {**self.model_dump(mode="json"), **reference_part(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Trajectory:
-        """Read what `to_json` wrote (the reference-layout keys are derived, so they are ignored)."""
+        """Read what `to_json` wrote, an older file of ours, or a trajectory of the reference release."""
         return cls.model_validate(data)
+
+
+def replay_code(parents: Sequence[StepNode]) -> tuple[str, ...]:
+    """Code of the chosen steps to replay: those that ran (a step that raised is not replayed)."""
+    return tuple(node.code for node in parents if node.code and node.status != STATUS_ERROR)
+
+
+def program_so_far(parents: Sequence[StepNode], node: StepNode) -> str:
+    """The program that ran for `node`: its ancestors' replayed code, then its own (the reference's `code`)."""
+    program = [*replay_code(parents), *([node.code] if node.code else [])]
+    return "\n".join(code.rstrip("\n") for code in program)

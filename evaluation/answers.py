@@ -1,8 +1,10 @@
 """Final answers: what the policy printed, or an answer an LLM writes from the steps' useful output.
 
-Stored in `RUN_DIR/eval/answers.json` with how each was made (`policy`, `llm`, or `none` when no
-step printed anything useful). An answer is reused while its trajectory, writer model and prompt
-version stay the same.
+Two styles. `codetool` (stored in `RUN_DIR/eval/answers.json`): the policy's printed answer, and an
+LLM writes the missing ones. `reference` (`answers_reference.json`), the reference release's protocol:
+an LLM writes every answer from what each chosen step set out to do and its useful API output.
+Each answer records how it was made (`policy`, `llm`, or `none` when no step printed anything
+useful) and is reused while its trajectory, writer model and prompt version stay the same.
 """
 
 from __future__ import annotations
@@ -20,11 +22,21 @@ from agent.trajectory import STATUS_OK, Trajectory
 from codetool.errors import ConfigError, DataError, EndpointError
 from codetool.files import read_json, write_json_atomic
 from codetool.text import truncate
-from evaluation.prompts import ANSWER_PROMPT_VERSION, ANSWER_SYSTEM, ANSWER_USER
+from evaluation.prompts import (
+    ANSWER_PROMPT_VERSION,
+    ANSWER_SYSTEM,
+    ANSWER_USER,
+    REFERENCE_ANSWER_PROMPT_VERSION,
+    REFERENCE_ANSWER_SYSTEM,
+    REFERENCE_ANSWER_USER,
+    REFERENCE_STEP_OUTPUT,
+)
 from evaluation.rundata import RunData
 
 ANSWERS_FILE = "answers.json"
+REFERENCE_ANSWERS_FILE = "answers_reference.json"
 STEP_OUTPUT_CHARS = 1500
+REFERENCE_STEP_OUTPUT_CHARS = 3500
 ALL_OUTPUT_CHARS = 8000
 ANSWER_MAX_TOKENS = 512
 
@@ -46,12 +58,11 @@ def looks_like_error(output: str) -> bool:
 
 def useful_outputs(trajectory: Trajectory) -> list[tuple[str, str]]:
     """(path, output) of the chosen steps that ran and printed something that is not an error."""
-    kept = []
-    for node in trajectory.chosen_nodes():
-        text = node.stdout.strip()
-        if node.code and node.status == STATUS_OK and text and not looks_like_error(text):
-            kept.append((node.path, truncate(text, STEP_OUTPUT_CHARS)))
-    return kept
+    return [
+        (node.path, truncate(node.stdout.strip(), STEP_OUTPUT_CHARS))
+        for node in trajectory.chosen_nodes()
+        if _useful(node.code, node.status, node.stdout)
+    ]
 
 
 def trajectory_digest(trajectory: Trajectory) -> str:
@@ -85,6 +96,42 @@ def answer_messages(query: str, outputs: list[tuple[str, str]]) -> list[dict[str
     ]
 
 
+def reference_answer_messages(trajectory: Trajectory) -> tuple[list[dict[str, str]], tuple[str, ...]]:
+    """The reference protocol's writer prompt (each useful step's purpose and API output) and its source steps."""
+    kept = [node for node in trajectory.chosen_nodes() if _useful(node.code, node.status, node.stdout)]
+    shown = "\n\n".join(
+        REFERENCE_STEP_OUTPUT.format(
+            step=number, title=node.title or "(untitled)", output=truncate(node.stdout.strip(), REFERENCE_STEP_OUTPUT_CHARS)
+        )
+        for number, node in enumerate(kept, start=1)
+    )
+    messages = [
+        {"role": "system", "content": REFERENCE_ANSWER_SYSTEM},
+        {"role": "user", "content": REFERENCE_ANSWER_USER.format(query=trajectory.query, outputs=shown)},
+    ]
+    return messages, tuple(node.path for node in kept)
+
+
+def _useful(code: str, status: int, stdout: str) -> bool:
+    text = stdout.strip()
+    return bool(code) and status == STATUS_OK and bool(text) and not looks_like_error(text)
+
+
+@dataclass(frozen=True)
+class AnswerStyle:
+    """How a run's final answers are made and where they are kept."""
+
+    name: str
+    file: str
+    prompt_version: str
+    always_write: bool
+    """The LLM writes every answer (reference protocol), not only those the policy did not print."""
+
+
+CODETOOL_ANSWERS = AnswerStyle("codetool", ANSWERS_FILE, ANSWER_PROMPT_VERSION, always_write=False)
+REFERENCE_ANSWERS = AnswerStyle("reference", REFERENCE_ANSWERS_FILE, REFERENCE_ANSWER_PROMPT_VERSION, always_write=True)
+
+
 def load_answers(path: Path) -> dict[str, FinalAnswer]:
     if not path.exists():
         return {}
@@ -98,8 +145,9 @@ def load_answers(path: Path) -> dict[str, FinalAnswer]:
 class AnswerWriter:
     """Makes the final answer of every finished query of a run; `llm` writes the ones the policy did not."""
 
-    def __init__(self, llm: LLMClient | None) -> None:
+    def __init__(self, llm: LLMClient | None, style: AnswerStyle = CODETOOL_ANSWERS) -> None:
         self.llm = llm
+        self.style = style
 
     @property
     def model(self) -> str | None:
@@ -107,7 +155,7 @@ class AnswerWriter:
 
     async def answers_for(self, run: RunData) -> dict[str, FinalAnswer]:
         """Answers of every query that has a trajectory (cached ones reused), saved to the run's eval folder."""
-        path = run.eval_dir / ANSWERS_FILE
+        path = run.eval_dir / self.style.file
         known = load_answers(path)
         wanted: dict[str, FinalAnswer] = {}
         to_write: list[tuple[str, Trajectory, str]] = []
@@ -116,7 +164,7 @@ class AnswerWriter:
             cached = known.get(result.query_id)
             if cached is not None and self._still_valid(cached, digest):
                 wanted[result.query_id] = cached
-            elif trajectory.final_answer is not None:
+            elif trajectory.final_answer is not None and not self.style.always_write:
                 wanted[result.query_id] = FinalAnswer(result.query_id, trajectory.final_answer, "policy", digest)
             else:
                 to_write.append((result.query_id, trajectory, digest))
@@ -137,23 +185,25 @@ class AnswerWriter:
             return False
         if cached.method != "llm":
             return True
-        return cached.writer == self.model and cached.prompt_version == ANSWER_PROMPT_VERSION
+        return cached.writer == self.model and cached.prompt_version == self.style.prompt_version
 
     async def _write(self, query_id: str, trajectory: Trajectory, digest: str) -> FinalAnswer:
-        outputs = useful_outputs(trajectory)
-        if not outputs:
+        if self.style.always_write:
+            messages, sources = reference_answer_messages(trajectory)
+        else:
+            outputs = useful_outputs(trajectory)
+            messages, sources = answer_messages(trajectory.query, outputs), tuple(path for path, _ in outputs)
+        if not sources:
             return FinalAnswer(query_id, None, "none", digest)
         assert self.llm is not None
-        response = await self.llm.chat(
-            answer_messages(trajectory.query, outputs), temperature=0.0, max_tokens=ANSWER_MAX_TOKENS
-        )
+        response = await self.llm.chat(messages, temperature=0.0, max_tokens=ANSWER_MAX_TOKENS)
         text = (response.choices[0].message.content or "").strip() if response.choices else ""
         return FinalAnswer(
             query_id,
             text or None,
             "llm",
             digest,
-            sources=tuple(path for path, _ in outputs),
+            sources=sources,
             writer=self.model,
-            prompt_version=ANSWER_PROMPT_VERSION,
+            prompt_version=self.style.prompt_version,
         )

@@ -1,4 +1,4 @@
-"""The `python -m evaluation` command line: answers, sopr, scep, tmdb-path, compare, report."""
+"""The `python -m evaluation` command line: answers, sopr, scep, tmdb-path, compare, export-tooleval, report."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from evaluation.endpoint import resolve_endpoint
 from evaluation.report import write_report
 from evaluation.rundata import load_run
 from evaluation.scep import SCEP_FILE, scep_of, scep_table
-from evaluation.sopr import SoprOptions, evaluate_sopr
+from evaluation.sopr import REFERENCE_SOPR_FILE, SOPR_FILE, SoprOptions, SoprProtocol, evaluate_sopr
 from evaluation.tables import MetricTable, save_metric
 from evaluation.tmdb_path import TMDB_PATH_FILE, tmdb_path_of, tmdb_path_table
+from evaluation.tooleval_export import DEFAULT_METHOD, export_tooleval
 
 app = typer.Typer(
     name="evaluation",
@@ -91,17 +92,36 @@ def sopr_command(
     temperature: Annotated[
         float | None, typer.Option("--temperature", help="Judge temperature (default: the endpoint's).")
     ] = None,
+    protocol: Annotated[
+        SoprProtocol,
+        typer.Option(
+            "--protocol",
+            help="codetool (ours) or reference (LLM-written answers, check_answer_status judge at temperature 0).",
+        ),
+    ] = "codetool",
+    stabletoolbench_dir: Annotated[
+        Path | None,
+        typer.Option("--stabletoolbench-dir", help="StableToolBench checkout: --protocol reference judges with its text."),
+    ] = None,
     base_url: BaseUrlOpt = None,
     api_key: ApiKeyOpt = None,
     concurrency: ConcurrencyOpt = 8,
 ) -> None:
     """Judge every final answer (Solved 1, Unsure 0.5, Unsolved 0) and print SoPR per group, in percent."""
     endpoint = resolve_endpoint(base_url, api_key, concurrency=concurrency)
-    options = SoprOptions(judge_model=judge_model, rounds=rounds, answer_model=answer_model, temperature=temperature)
+    options = SoprOptions(
+        judge_model=judge_model,
+        rounds=rounds,
+        answer_model=answer_model,
+        temperature=temperature,
+        protocol=protocol,
+        stabletoolbench_dir=stabletoolbench_dir,
+    )
     result, table = asyncio.run(evaluate_sopr(run_dir, endpoint, options))
     console = Console()
     table.show(console)
-    console.print(f"[dim]{result['judge_requests']} judge requests; written {run_dir / 'eval' / 'sopr.json'}[/]")
+    name = REFERENCE_SOPR_FILE if protocol == "reference" else SOPR_FILE
+    console.print(f"[dim]{result['judge_requests']} judge requests; written {run_dir / 'eval' / name}.json[/]")
 
 
 @app.command("scep")
@@ -133,6 +153,27 @@ def compare_command(
     result, table = compare_runs(first, second)
     folder, name = default_output(first, second)
     _show_and_save(Console(), out or folder, name, result, table)
+
+
+@app.command("export-tooleval")
+def export_tooleval_command(
+    run_dir: RunDirArg,
+    out: Annotated[Path, typer.Argument(help="Folder for {group}/{query_id}_{method}.json.", show_default=False)],
+    method: Annotated[str, typer.Option("--method", help="Method name in the file names.")] = DEFAULT_METHOD,
+) -> None:
+    """Write the run in StableToolBench's answer format (answer_generation, a Finish call at the end)."""
+    report = export_tooleval(load_run(run_dir), out, method)
+    console = Console()
+    for group, count in report.written.items():
+        console.print(f"{group}: {count} answers written to {out / group}")
+    if report.gave_up:
+        console.print(f"[yellow]{len(report.gave_up)} without a final answer, written as give_up_and_restart[/]")
+    for query_id, why in report.skipped.items():
+        console.print(f"[yellow]left out {query_id}: {why}[/]")
+    console.print(
+        "[dim]then, in StableToolBench's toolbench/tooleval: python convert_to_answer_format.py "
+        f"--answer_dir {out}/<group> --method {method} --output <converted>/<model>/<group>.json[/]"
+    )
 
 
 @app.command("report")

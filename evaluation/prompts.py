@@ -57,3 +57,60 @@ VERDICT_TOOL = {
         },
     },
 }
+
+# The reference protocol (`evaluation sopr --protocol reference`): every final answer is written from
+# the chosen steps' useful API output, and the judge records `answer_status` through a forced call.
+# These are our own words; with --stabletoolbench-dir the judge's text is read from that checkout.
+
+REFERENCE_ANSWER_PROMPT_VERSION = "answer-ref-v1"
+REFERENCE_JUDGE_PROMPT_VERSION = "judge-ref-v1"
+
+REFERENCE_ANSWER_SYSTEM = """\
+You write the reply a user receives after an assistant has queried web APIs for them. You are \
+given what each step set out to do and what the API actually returned. Answer the user's question \
+from that material only: be direct and complete, keep the specific names, numbers and dates it \
+holds, and say plainly which parts of the question the material does not cover."""
+
+REFERENCE_ANSWER_USER = """\
+The user's question:
+{query}
+
+What the steps did and what the APIs returned:
+{outputs}"""
+
+REFERENCE_STEP_OUTPUT = """\
+Step {step}: {title}
+API output:
+{output}"""
+
+REFERENCE_VERDICT_FUNCTION = "check_answer_status"
+
+REFERENCE_JUDGE_USER = """\
+Decide the `answer_status` of the answer below for the query:
+- "Unsolved" when the answer apologises, gives up, reports an error, or does not respond to the query \
+directly and positively;
+- "Unsure" when it responds directly but you cannot tell from it whether the query is solved;
+- "Solved" when you are confident that it solves the query (or "Unsolved" when you are confident it does not).
+
+Query:
+{query}
+Answer:
+{answer}
+
+Give your reasoning in `reason` and the status in `answer_status`, by calling check_answer_status."""
+
+REFERENCE_VERDICT_TOOL = {
+    "type": "function",
+    "function": {
+        "name": REFERENCE_VERDICT_FUNCTION,
+        "description": "Record the status of the answer to the query.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "answer_status": {"type": "string", "enum": ["Unsure", "Unsolved", "Solved"]},
+                "reason": {"type": "string", "description": "Why this status."},
+            },
+            "required": ["answer_status", "reason"],
+        },
+    },
+}

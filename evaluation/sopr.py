@@ -3,6 +3,11 @@
 A query without an answer (failed, never run, or nothing useful printed) is Unsolved and stays in
 the denominator. Rounds are independent judgements; the result is their mean and (population)
 standard deviation, in percent.
+
+Protocols: `codetool` (ours: the policy's answer where it printed one, our judge prompt, saved as
+`eval/sopr.json`) and `reference` (the reference release's: an LLM writes every answer from the
+steps' useful output, the judge answers `check_answer_status` at temperature 0, with StableToolBench's
+text when its checkout is given; saved as `eval/sopr_reference.json`).
 """
 
 from __future__ import annotations
@@ -12,16 +17,20 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from evaluation.answers import AnswerWriter, FinalAnswer
+from codetool.errors import ConfigError
+from evaluation.answers import CODETOOL_ANSWERS, REFERENCE_ANSWERS, AnswerWriter, FinalAnswer
 from evaluation.endpoint import EvalEndpoint
-from evaluation.judge import CACHE_FILE, LABEL_SCORES, Judge, JudgeCache, Verdict
-from evaluation.prompts import ANSWER_PROMPT_VERSION, JUDGE_PROMPT_VERSION, LABELS
+from evaluation.judge import CACHE_FILE, CODETOOL_JUDGE, LABEL_SCORES, Judge, JudgeCache, JudgePrompt, Verdict
+from evaluation.prompts import LABELS
+from evaluation.reference_protocol import reference_judge
 from evaluation.rundata import RunData, load_run
 from evaluation.tables import MetricTable, percent, save_metric
 
 SOPR_FILE = "sopr"
+REFERENCE_SOPR_FILE = "sopr_reference"
+SoprProtocol = Literal["codetool", "reference"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,21 @@ class SoprOptions:
     answer_model: str | None = None
     """Writes answers the policy did not give (default: the judge model)."""
     temperature: float | None = None
+    protocol: SoprProtocol = "codetool"
+    stabletoolbench_dir: Path | None = None
+    """A StableToolBench checkout whose judge text the reference protocol uses (ours when None)."""
+
+    def judge_prompt(self) -> JudgePrompt:
+        if self.protocol == "codetool":
+            if self.stabletoolbench_dir is not None:
+                raise ConfigError("--stabletoolbench-dir goes with --protocol reference")
+            return CODETOOL_JUDGE
+        if self.temperature not in (None, 0.0):
+            raise ConfigError("the reference protocol judges at temperature 0: leave out --temperature")
+        return reference_judge(self.stabletoolbench_dir)
+
+    def judge_temperature(self) -> float | None:
+        return 0.0 if self.protocol == "reference" else self.temperature
 
 
 def mean_and_std(values: list[float]) -> tuple[float, float]:
@@ -82,8 +106,11 @@ async def judge_run(
 
 def sopr_table(run: RunData, result: dict[str, Any]) -> MetricTable:
     rounds = result["rounds"]
+    prompt = result["judge_prompt"]
+    text = "ours" if prompt["source"] == "codetool" else f"StableToolBench's ({prompt['source']})"
     table = MetricTable(
-        f"SoPR (%) of {run.root.name} · judge {result['judge_model']} · {rounds} round(s)",
+        f"SoPR (%) of {run.root.name} · {result['protocol']} protocol · judge {result['judge_model']}"
+        f" · judge text {text} · {rounds} round(s)",
         ["group", "queries", "SoPR", "std", *LABELS],
     )
     for group, row in result["groups"].items():
@@ -97,13 +124,15 @@ async def evaluate_sopr(
     run_dir: Path, endpoint: EvalEndpoint, options: SoprOptions
 ) -> tuple[dict[str, Any], MetricTable]:
     """Write missing final answers, judge every answer in every round, save `eval/sopr.json` and `.csv`."""
+    prompt = options.judge_prompt()
+    style = REFERENCE_ANSWERS if options.protocol == "reference" else CODETOOL_ANSWERS
     run = await asyncio.to_thread(load_run, run_dir)
     cache = JudgeCache(run.eval_dir / CACHE_FILE)
     writer_model = options.answer_model or options.judge_model
     try:
         async with endpoint.client(writer_model) as writer_llm, endpoint.client(options.judge_model) as judge_llm:
-            answers = await AnswerWriter(writer_llm).answers_for(run)
-            judge = Judge(judge_llm, cache, temperature=options.temperature)
+            answers = await AnswerWriter(writer_llm, style).answers_for(run)
+            judge = Judge(judge_llm, cache, temperature=options.judge_temperature(), prompt=prompt)
             verdicts = await judge_run(run, judge, answers, options.rounds)
     finally:
         cache.close()
@@ -112,9 +141,12 @@ async def evaluate_sopr(
         "metric": "sopr",
         "run": str(run.root),
         "model": run.model,
+        "protocol": options.protocol,
         "judge_model": options.judge_model,
-        "prompt_version": JUDGE_PROMPT_VERSION,
-        "answer_writer": {"model": writer_model, "prompt_version": ANSWER_PROMPT_VERSION},
+        "judge_temperature": options.judge_temperature(),
+        "prompt_version": prompt.version,
+        "judge_prompt": {"source": prompt.source, "version": prompt.version, "function": prompt.function},
+        "answer_writer": {"model": writer_model, "style": style.name, "prompt_version": style.prompt_version},
         "rounds": options.rounds,
         "judge_requests": judge.requests,
         **aggregate(run, labels, options.rounds),
@@ -130,5 +162,5 @@ async def evaluate_sopr(
         },
     }
     table = sopr_table(run, result)
-    save_metric(run.eval_dir, SOPR_FILE, result, table)
+    save_metric(run.eval_dir, REFERENCE_SOPR_FILE if options.protocol == "reference" else SOPR_FILE, result, table)
     return result, table

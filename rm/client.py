@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from codetool.errors import RewardModelError
 from codetool.retry import RETRY_STATUSES, Backoff, TransientFault
 from codetool.validation import describe_validation_error
-from rm.errors import one_line
+from rm.errors import RouteMissingError, one_line
 from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse
 from rm.scores import Conversation, ScoreResult
 
@@ -117,7 +117,8 @@ class RewardModelClient:
         message = f"HTTP {response.status}: {_error_text(body)}"
         if response.status in RETRY_STATUSES:
             raise TransientFault(f"answered {message}")
-        raise RewardModelError(f"PRM at {self.url} refused {path}: {message}")
+        error = RouteMissingError if response.status in (404, 405) else RewardModelError
+        raise error(f"PRM at {self.url} refused {path}: {message}")
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -20,20 +20,20 @@ import structlog
 
 from agent.config import AgentConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
-from agent.expansion import QueryRun, replay_code
+from agent.expansion import QueryRun
 from agent.llm import LLMClient
 from agent.runtime import Runtime, open_runtime
-from agent.trajectory import STATUS_OK, StepNode
+from agent.trajectory import STATUS_OK, StepNode, program_so_far
 from codetool.aio import gather_all
 from codetool.errors import CodeToolError, ConfigError, DataError
 from codetool.files import write_json_atomic
 from codetool.lifecycle import AsyncLifecycle
+from codetool.nodepaths import ancestors_of
 from rm.tree import (
     DFS_DIR,
     CollectedTree,
     ExecRecord,
     PathEntry,
-    ancestor_paths,
     load_tree,
     path_order,
     query_file_stem,
@@ -233,8 +233,7 @@ def _tree_record(run: QueryRun, config: AgentConfig, duration_s: float) -> Colle
     ordered = [nodes[path] for path in sorted(nodes, key=path_order)]
     infer_path, exec_res = [], {}
     for node in ordered:
-        chain = [nodes[path] for path in ancestor_paths(node.path)]
-        program = [*replay_code(chain), *([node.code] if node.code else [])]
+        chain = [nodes[path] for path in ancestors_of(node.path)]
         infer_path.append(
             PathEntry(
                 path_name=node.path,
@@ -246,10 +245,10 @@ def _tree_record(run: QueryRun, config: AgentConfig, duration_s: float) -> Colle
             )
         )
         exec_res[node.path] = ExecRecord(
-            code="\n".join(code.rstrip("\n") for code in program), res=node.output, status=node.status
+            code=program_so_far(chain, node), res=node.output, status=node.status, step_code=node.code
         )
     return CollectedTree(
-        q_id=run.query.query_id,
+        q_id=run.trajectory.q_id,
         query=run.query.text,
         instruction=run.instruction,
         infer_path=infer_path,

@@ -13,6 +13,10 @@ class ScorerOverloadedError(RewardModelError):
     """The scorer's queue is full; the same request may succeed later."""
 
 
+class RouteMissingError(RewardModelError):
+    """The server has no such route (HTTP 404 or 405): it speaks another contract."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, with its type when the message is empty."""
     text = str(exc).strip()

@@ -19,9 +19,10 @@ from typing import Any, TextIO
 
 from codetool.errors import DataError
 from codetool.files import to_json, write_json_atomic
+from codetool.nodepaths import ancestors_of
 from rm.labels import LabeledPair
 from rm.prompt import DEFAULT_ANSWER_WORDS, PriorStep, build_prm_messages
-from rm.tree import CollectedTree, ancestor_paths
+from rm.tree import CollectedTree
 
 SHAREGPT_FILE = "prm_sft.json"
 TRAIN_FILE = "prm_train.jsonl"
@@ -39,7 +40,7 @@ class SftExample:
     """`yes` or `no`: whether the candidate is the better sibling."""
     answer: str
     """The word to generate (the first or second answer word)."""
-    q_id: str
+    q_id: int | str
     path: str
     pair: str
     """`q_id:first|second`, shared by the two examples of one sibling pair."""
@@ -88,7 +89,7 @@ def pair_examples(
             result.dropped["siblings wrote the same step"] += 2
             continue
         previous = [
-            PriorStep(tree.entry(path).step_content, tree.exec_res[path].res) for path in ancestor_paths(pair.first)
+            PriorStep(tree.entry(path).step_content, tree.exec_res[path].res) for path in ancestors_of(pair.first)
         ]
         pair_id = f"{tree.q_id}:{pair.first}|{pair.second}"
         for entry, label in ((first, pair.first_label), (second, pair.second_label)):

@@ -22,6 +22,10 @@ log = structlog.get_logger(__name__)
 STATS_FILE = "label_stats.json"
 
 
+class NothingRead(DataError):
+    """No usable tree was found: a labelling run that would produce nothing."""
+
+
 @dataclass
 class LabelStats:
     """What `rm label` read, built and left out."""
@@ -62,14 +66,14 @@ class LabelStats:
 
 
 def tree_files(in_dir: str | os.PathLike[str]) -> list[Path]:
-    """The collected tree files under `in_dir` (its `dfs_data/` folder, or `in_dir` itself)."""
+    """The tree files under `in_dir` (its `dfs_data/` folder, or `in_dir` itself): ours or the reference's."""
     root = Path(in_dir)
     folder = root / DFS_DIR if (root / DFS_DIR).is_dir() else root
     if not folder.is_dir():
-        raise DataError(f"{in_dir}: no such folder")
+        raise NothingRead(f"{in_dir}: no such folder")
     files = sorted(folder.glob("*_path.json"))
     if not files:
-        raise DataError(f"{folder}: no *_path.json files (run `python -m rm collect` first)")
+        raise NothingRead(f"{folder}: no *_path.json files (run `python -m rm collect` first)")
     return files
 
 
@@ -119,11 +123,15 @@ def label_trees(
     answer_words: tuple[str, str] = DEFAULT_ANSWER_WORDS,
     dataset_name: str = DEFAULT_DATASET_NAME,
 ) -> LabelStats:
-    """Score every collected tree, pair and label siblings, export SFT data; a bad file is skipped and reported."""
+    """Score every collected tree, pair and label siblings, export SFT data; a bad file is skipped and reported.
+
+    Raises `NothingRead` (and writes nothing) when no file holds a usable tree.
+    """
     out = Path(out_dir)
     stats = LabelStats()
+    files = tree_files(in_dir)
     with SftWriter(out / SFT_DIR, dataset_name) as writer:
-        for file in tree_files(in_dir):
+        for file in files:
             try:
                 tree = load_tree(file)
             except DataError as exc:
@@ -142,6 +150,9 @@ def label_trees(
             stats.dropped.update(exported.dropped)
             for example in exported.examples:
                 writer.add(example)
+        if stats.files == 0:
+            name, reason = next(iter(stats.skipped.items()))
+            raise NothingRead(f"none of the {len(files)} tree files could be read; {name}: {reason}")
     stats.labels.update(writer.labels)
     if writer.repeats:
         stats.dropped["same prompt and answer seen before"] += writer.repeats

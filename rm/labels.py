@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rm.tree import EXEC_OK, CollectedTree, parent_path, path_depth, path_order
+from codetool.nodepaths import parent_of, path_order, step_of
+from rm.tree import EXEC_OK, CollectedTree
 
 CodelessLeafRule = Literal["finished", "succeeded"]
 TieBreak = Literal["latent", "both-no"]
@@ -93,13 +94,13 @@ def score_tree(nodes: Iterable[TreeNode], config: LabelConfig = LabelConfig()) -
         cursor: str | None = leaf.path
         while cursor is not None:
             leaves_below[cursor].append(leaf)
-            cursor = parent_path(cursor)
+            cursor = parent_of(cursor)
     scores = {}
     for path, node in by_path.items():
         leaves = leaves_below[path]
         succeeded = sum(step_succeeded(leaf, config) for leaf in leaves)
         soft = succeeded / len(leaves) if leaves else 0.0
-        tau = float(sum(path_depth(leaf.path) - path_depth(path) for leaf in leaves))
+        tau = float(sum(step_of(leaf.path) - step_of(path) for leaf in leaves))
         scores[path] = NodeScore(
             current_exec=step_succeeded(node, config),
             soft=soft,
@@ -147,7 +148,7 @@ def sibling_pairs(scores: Mapping[str, NodeScore], config: LabelConfig = LabelCo
     """Every pair of siblings that differ, labelled, in depth-first order of the first sibling."""
     groups: dict[str | None, list[str]] = {}
     for path in sorted(scores, key=path_order):
-        groups.setdefault(parent_path(path), []).append(path)
+        groups.setdefault(parent_of(path), []).append(path)
     pairs = []
     for siblings in groups.values():
         for first, second in itertools.combinations(siblings, 2):
@@ -161,5 +162,5 @@ def sibling_groups(paths: Iterable[str]) -> int:
     """How many nodes (the root included) have at least two children among `paths`."""
     counts: dict[str | None, int] = {}
     for path in paths:
-        counts[parent_path(path)] = counts.get(parent_path(path), 0) + 1
+        counts[parent_of(path)] = counts.get(parent_of(path), 0) + 1
     return sum(1 for count in counts.values() if count > 1)

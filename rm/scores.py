@@ -55,6 +55,8 @@ def check_logit(value: object, *, source: str = "the PRM") -> float:
 class ScoreResult:
     """The latent reward of one candidate step and the two logits it was computed from (when known).
 
+    The logits are None where the PRM answers a probability alone (the reference's `/generate`).
+
     Every PRM answer, whatever the backend or wire contract, becomes one of these: constructing it
     checks that the score is a probability and the logits are finite, so that a PRM fault is
     raised as a `RewardModelError` where the number enters and never becomes a reward.
@@ -80,6 +82,11 @@ class ScoreResult:
     @classmethod
     def from_logits(cls, yes_logit: float, no_logit: float) -> ScoreResult:
         return cls(two_way_softmax(yes_logit, no_logit), yes_logit, no_logit)
+
+    @classmethod
+    def from_probability(cls, score: float) -> ScoreResult:
+        """A score a PRM gave without its logits."""
+        return cls(score)
 
 
 def score_from_top_logprobs(top: Mapping[Key, float], yes_key: Key, no_key: Key) -> ScoreResult:

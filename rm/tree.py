@@ -6,6 +6,10 @@ and ours beside them: the API docs the PRM prompt needs, each step's own text (`
 the reference `content` is the text of the whole path), and every node's full record (`nodes`).
 `rm label` adds the scores to `infer_path` entries (`path_scored/{q_id}_scored.json`) and writes the
 labelled sibling pairs (`pair_path/{q_id}_pair.json`).
+
+Nodes are named as the reference names them (`codetool.nodepaths`): the root (the query) is `1`, the
+first step's candidates `1-1`, `1-2`. `load_tree` also reads trees made by the reference release
+(our fields derived from theirs) and our files from before that naming (`1`, `2` for the first step).
 """
 
 from __future__ import annotations
@@ -18,6 +22,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from codetool.files import read_model
+from codetool.nodepaths import (
+    is_legacy,
+    is_node_name,
+    own_step_text,
+    parent_of,
+    path_order,
+    step_of,
+    upgrade_path,
+    wrote_step,
+)
 
 TREE_SCHEMA_VERSION = 1
 DFS_DIR = "dfs_data"
@@ -28,37 +42,16 @@ SFT_DIR = "sft"
 EXEC_OK = 0
 """`exec_res[path]["status"]` of a step whose code ran cleanly (an exit code, as in the reference)."""
 
-_PATH_NAME = re.compile(r"[1-9]\d*(?:-[1-9]\d*)*")
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+REFERENCE_DOCS_END = "Based on provided APIs"
+"""The reference's PRM prompt takes the part of the instruction before these words as API information."""
 
-
-def path_depth(path: str) -> int:
-    """Depth of a node: `1` and `2` are children of the root (depth 1), `1-2` has depth 2."""
-    return path.count("-") + 1
-
-
-def parent_path(path: str) -> str | None:
-    """Path of the parent node, None for a child of the root."""
-    return path.rsplit("-", 1)[0] if "-" in path else None
-
-
-def path_order(path: str) -> tuple[int, ...]:
-    """Sort key putting paths in depth-first order (`1`, `1-1`, `1-1-1`, `1-2`, `2`, ...)."""
-    return tuple(int(part) for part in path.split("-"))
-
-
-def ancestor_paths(path: str) -> list[str]:
-    """Paths from the root's child down to the parent of `path` (empty for a child of the root)."""
-    parts = path.split("-")
-    return ["-".join(parts[:end]) for end in range(1, len(parts))]
-
-
-def query_file_stem(q_id: str) -> str:
+def query_file_stem(q_id: int | str) -> str:
     """`q_id` made safe to use in a file name."""
-    return _UNSAFE_FILE_CHARS.sub("_", q_id) or "_"
+    return _UNSAFE_FILE_CHARS.sub("_", str(q_id)) or "_"
 
 
-def tree_file(out_dir: str | os.PathLike[str], q_id: str) -> Path:
+def tree_file(out_dir: str | os.PathLike[str], q_id: int | str) -> Path:
     """Where `rm collect` writes the tree of query `q_id` under `out_dir`."""
     return Path(out_dir) / DFS_DIR / f"{query_file_stem(q_id)}_path.json"
 
@@ -87,6 +80,8 @@ class ExecRecord(BaseModel):
     code: str
     res: str
     status: int
+    step_code: str | None = None
+    """Ours: the step's own code (`code` is the whole program, as the reference keeps it)."""
 
 
 class CollectedTree(BaseModel):
@@ -94,7 +89,8 @@ class CollectedTree(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    q_id: str
+    q_id: int | str
+    """The benchmark's own query id (an int for StableToolBench)."""
     query: str
     instruction: str
     infer_path: list[PathEntry]
@@ -109,6 +105,15 @@ class CollectedTree(BaseModel):
     duration_s: float = 0.0
     nodes: list[dict[str, Any]] = []
     """Every node's full record (`agent.trajectory.StepNode`): raw completion, stdout, error, API calls."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_other_layouts(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("infer_path"), list):
+            return data
+        if not isinstance(data.get("exec_res"), dict):
+            return data
+        return _with_our_fields(_with_current_names(data))
 
     @model_validator(mode="after")
     def _consistent(self) -> CollectedTree:
@@ -127,7 +132,7 @@ class CollectedTree(BaseModel):
         """Child paths of every node (key None: the root), in sibling order."""
         children: dict[str | None, list[str]] = {}
         for entry in sorted(self.infer_path, key=lambda e: path_order(e.path_name)):
-            children.setdefault(parent_path(entry.path_name), []).append(entry.path_name)
+            children.setdefault(parent_of(entry.path_name), []).append(entry.path_name)
         return children
 
 
@@ -139,14 +144,14 @@ def _tree_problem(tree: CollectedTree) -> str | None:
     known = set(paths)
     if len(known) != len(paths):
         return "infer_path lists a path twice"
-    with_children = {parent_path(path) for path in paths}
+    with_children = {parent_of(path) for path in paths}
     for entry in tree.infer_path:
         path = entry.path_name
-        if not _PATH_NAME.fullmatch(path):
+        if not is_node_name(path):
             return f"path_name {path!r} is not like 1-2-1"
         if path not in tree.exec_res:
             return f"exec_res has no entry for {path}"
-        parent = parent_path(path)
+        parent = parent_of(path)
         if parent is not None and parent not in known:
             return f"node {path} has no parent {parent}"
         if entry.is_leaf and path in with_children:
@@ -154,6 +159,72 @@ def _tree_problem(tree: CollectedTree) -> str | None:
         if not entry.is_leaf and path not in with_children:
             return f"node {path} is not a leaf but was never expanded"
     return None
+
+
+def _with_current_names(data: dict[str, Any]) -> dict[str, Any]:
+    """A tree file of ours from before the current names, renamed (`2-1` becomes `1-2-1`)."""
+    entries = data["infer_path"]
+    if not is_legacy(entry.get("path_name") for entry in entries if isinstance(entry, dict)):
+        return data
+
+    def rename(name: Any) -> Any:
+        return upgrade_path(name) if isinstance(name, str) else name
+
+    nodes = [
+        {**node, "path": rename(node.get("path")), "parent": rename(node.get("parent"))} if isinstance(node, dict) else node
+        for node in data.get("nodes") or []
+    ]
+    return {
+        **data,
+        "infer_path": [{**e, "path_name": rename(e.get("path_name"))} if isinstance(e, dict) else e for e in entries],
+        "exec_res": {rename(key): value for key, value in data["exec_res"].items()},
+        "nodes": nodes,
+    }
+
+
+def _with_our_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A reference-made tree (`dfs_data`) given the fields it lacks, derived from the ones it has.
+
+    A step's own text is its `content` less its parent's; a candidate without code is the node whose
+    `content` does not reach its own step (the reference keeps that completion in `exec_res[...]["res"]`);
+    the API information is the instruction's part before "Based on provided APIs", as the reference's
+    PRM prompt takes it; a node listed as not a leaf but never expanded is a leaf.
+    """
+    entries = data["infer_path"]
+    if not all(isinstance(entry, dict) for entry in entries) or any("step_content" in entry for entry in entries):
+        return data
+    whole = {e["path_name"]: str(e.get("content") or "") for e in entries if isinstance(e.get("path_name"), str)}
+    parents = {parent_of(name) for name in whole}
+    filled = []
+    for entry in entries:
+        name = entry.get("path_name")
+        if not isinstance(name, str) or "step_content" in entry:
+            filled.append(entry)
+            continue
+        own = own_step_text(name, whole)
+        has_code = wrote_step(name, own)
+        record = data["exec_res"].get(name)
+        text = own if has_code or not isinstance(record, dict) else str(record.get("res") or "")
+        filled.append(
+            {
+                **entry,
+                "step_content": text,
+                "has_code": has_code,
+                "finished": "[All Finished]" in text,
+                "is_leaf": bool(entry.get("is_leaf")) or name not in parents,
+            }
+        )
+    siblings: dict[str | None, int] = {}
+    for name in whole:
+        siblings[parent_of(name)] = siblings.get(parent_of(name), 0) + 1
+    instruction = str(data.get("instruction") or "")
+    return {
+        "api_docs": instruction.split(REFERENCE_DOCS_END, 1)[0].strip(),
+        "n": max(siblings.values(), default=1),
+        "max_depth": max((step_of(name) for name in whole), default=1),
+        **data,
+        "infer_path": filled,
+    }
 
 
 def load_tree(path: str | os.PathLike[str]) -> CollectedTree:

@@ -303,6 +303,7 @@ def read_queries(path: Path) -> list[Query]:
                 api_list=tuple(api_list),
                 relevant_apis=tuple(tuple(pair) for pair in entry.get("relevant APIs") or ()),
                 group=path.stem,
+                extra={"query_id": entry["query_id"]},
             )
         )
     return queries

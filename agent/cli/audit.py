@@ -15,6 +15,7 @@ from rich.text import Text
 
 from codetool.errors import DataError
 from codetool.files import to_json
+from codetool.nodepaths import ROOT, is_node_name
 from codetool.text import truncate
 from sandbox.audit import AUDIT_DB_NAME, AuditFilter, AuditRecord, AuditStore
 
@@ -27,7 +28,7 @@ def audit_command(
     execution_id: Annotated[int | None, typer.Argument(help="Show this execution in full.")] = None,
     query: Annotated[str | None, typer.Option("--query", help="Only this query id.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only executions that did not succeed.")] = False,
-    node: Annotated[str | None, typer.Option("--node", help="Only this node and the nodes below it (e.g. 1-2).")] = None,
+    node: Annotated[str | None, typer.Option("--node", help="Only this node and the nodes below it (e.g. 1-2: step 1's second candidate).")] = None,
     api: Annotated[str | None, typer.Option("--api", help="Only executions that called a URL containing this.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many executions.")] = None,
     all_attempts: Annotated[
@@ -36,6 +37,8 @@ def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List a run's sandbox executions (filtered), or show one in full."""
+    if node is not None and node != ROOT and not is_node_name(node):
+        raise typer.BadParameter(f"{node!r} is not a node name: the root is 1, its children 1-1, 1-2, ...", param_hint="--node")
     path = run_dir if run_dir.is_file() else run_dir / AUDIT_DB_NAME
     try:
         opened = AuditStore(path)

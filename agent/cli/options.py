@@ -22,6 +22,9 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the selecti
 SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: restricted, process, docker.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
 RmUrlOpt = Annotated[str | None, typer.Option("--rm-url", help="Process reward model server (python -m rm serve).")]
+RmProtocolOpt = Annotated[
+    str | None, typer.Option("--rm-protocol", help="PRM contract: score (ours), generate (the reference's), auto.")
+]
 ToolsetOpt = Annotated[str, typer.Option("--toolset", "-t", help="Tool set: tmdb or stabletoolbench.")]
 SpecOpt = Annotated[
     Path | None, typer.Option("--spec", help="TMDB spec (tmdb_spec.json[.gz]); default: the RestBench spec shipped with CodeTool.")
@@ -82,6 +85,7 @@ def build_config(
     prm_concurrency: int | None = None,
     tool_concurrency: int | None = None,
     sandbox_pool: int | None = None,
+    rm_protocol: str | None = None,
 ) -> AgentConfig:
     """Apply the flags that were given on top of file, environment and defaults (every problem in one error)."""
     if config_file is not None:
@@ -108,6 +112,7 @@ def build_config(
     put("rm", "retries", prm_retries)
     put("rm", "max_connections", prm_concurrency)
     put("gateway", "concurrency", tool_concurrency)
+    put("rm", "protocol", rm_protocol)
     if timeout is not None:
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
     if sandbox_pool is not None:

@@ -25,6 +25,7 @@ from agent.cli.options import (
     PrmConcurrencyOpt,
     PrmRetriesOpt,
     PrmTimeoutOpt,
+    RmProtocolOpt,
     RmUrlOpt,
     SandboxOpt,
     SandboxPoolOpt,
@@ -115,6 +116,7 @@ def run_command(
     sandbox: SandboxOpt = None,
     timeout: TimeoutOpt = None,
     rm_url: RmUrlOpt = None,
+    rm_protocol: RmProtocolOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
@@ -142,7 +144,7 @@ def run_command(
     try:
         agent_config = build_config(
             config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-            seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, llm_timeout=llm_timeout,
+            seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, llm_timeout=llm_timeout,
             llm_retries=llm_retries, llm_concurrency=llm_concurrency, prm_timeout=prm_timeout,
             prm_retries=prm_retries, prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency,
             sandbox_pool=sandbox_pool,

@@ -88,8 +88,8 @@ class RunLayout:
 
     def write_trajectory(self, trajectory: Trajectory) -> None:
         """Write a finished query's trajectory (atomically) and forget its earlier failure."""
-        write_json_atomic(self.trajectory_path(trajectory.q_id), trajectory.to_json())
-        self.failure_path(trajectory.q_id).unlink(missing_ok=True)
+        write_json_atomic(self.trajectory_path(trajectory.query_id), trajectory.to_json())
+        self.failure_path(trajectory.query_id).unlink(missing_ok=True)
 
     def write_failure(self, query_id: str, error: str, partial: Trajectory | None) -> None:
         """Record why a query failed, with what it had done; the query is retried on resume."""

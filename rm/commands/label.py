@@ -11,7 +11,7 @@ from rich.table import Table
 
 from rm.commands.common import one_error_line
 from rm.export import DATASET_INFO_FILE, DEFAULT_DATASET_NAME, SHAREGPT_FILE, TRAIN_FILE
-from rm.labelling import STATS_FILE, LabelStats, label_trees
+from rm.labelling import STATS_FILE, LabelStats, NothingRead, label_trees
 from rm.labels import CodelessLeafRule, LabelConfig, TieBreak
 from rm.tree import PAIR_DIR, SCORED_DIR, SFT_DIR
 
@@ -30,7 +30,10 @@ def label_command(
     output_chars: Annotated[int, typer.Option(help="characters of an earlier step's output in the PRM prompt")] = 2000,
     dataset_name: Annotated[str, typer.Option(help="name of the dataset_info.json entry")] = DEFAULT_DATASET_NAME,
 ) -> None:
-    """Score every node, label differing sibling pairs, and export PRM training data."""
+    """Score every node, label differing sibling pairs, and export PRM training data.
+
+    Reads trees written by `rm collect` and by the reference release (`dfs_data`); exits 2 when none could be read.
+    """
     with one_error_line():
         config = LabelConfig(
             alpha=alpha,
@@ -39,7 +42,11 @@ def label_command(
             codeless_leaf=codeless_leaf,
             tie_break=tie_break,
         )
-        stats = label_trees(in_dir, out, config, output_chars=output_chars, dataset_name=dataset_name)
+        try:
+            stats = label_trees(in_dir, out, config, output_chars=output_chars, dataset_name=dataset_name)
+        except NothingRead as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
         _print_stats(stats, out)
 
 

@@ -37,7 +37,7 @@ async def test_solve_from_query_file_writes_trajectory(tmp_path, tmdb_spec, tmdb
     saved = json.loads(out_file.read_text())
     assert saved["q_id"] == "q0" and saved["stop_reason"] == "finished"
     assert {"q_id", "query", "instruction", "infer_path", "exec_res", "nodes", "chosen_path"} <= saved.keys()
-    assert [entry["path_name"] for entry in saved["infer_path"]] == ["1", "1-1", "1-1-1"]
+    assert [entry["path_name"] for entry in saved["infer_path"]] == ["1-1", "1-1-1", "1-1-1-1"]
 
 
 async def test_solve_json_prints_the_trajectory(tmdb_spec):

@@ -26,7 +26,7 @@ from tests.support.policies import by_step, step
 
 
 def _node(path: str, r_spot: float, r_lat: float | None = None) -> StepNode:
-    return StepNode(path=path, depth=1, index=int(path), completion="", content="", r_spot=r_spot, r_lat=r_lat)
+    return StepNode(path=path, depth=1, index=int(path.rsplit("-", 1)[1]), completion="", content="", r_spot=r_spot, r_lat=r_lat)
 
 
 def test_the_four_modes_are_registered():
@@ -35,21 +35,21 @@ def test_the_four_modes_are_registered():
 
 def test_codetool_sums_and_ties_go_first():
     selector = create_selector("codetool")
-    assert selector.select([_node("1", 1, 0.2), _node("2", 0, 0.9), _node("3", 1, 0.2)]) == 0
-    assert selector.select([_node("1", 0, 0.9), _node("2", 1, 0.1)]) == 1
+    assert selector.select([_node("1-1", 1, 0.2), _node("1-2", 0, 0.9), _node("1-3", 1, 0.2)]) == 0
+    assert selector.select([_node("1-1", 0, 0.9), _node("1-2", 1, 0.1)]) == 1
 
 
 def test_no_spot_uses_latent_only():
-    assert create_selector("no-spot").select([_node("1", 1, 0.2), _node("2", 0, 0.9)]) == 1
+    assert create_selector("no-spot").select([_node("1-1", 1, 0.2), _node("1-2", 0, 0.9)]) == 1
 
 
 def test_no_latent_is_random_among_ran_and_seeded():
-    picks = {create_selector("no-latent", seed).select([_node("1", 0), _node("2", 1), _node("3", 1)]) for seed in range(40)}
+    picks = {create_selector("no-latent", seed).select([_node("1-1", 0), _node("1-2", 1), _node("1-3", 1)]) for seed in range(40)}
     assert picks == {1, 2}
-    nodes = [_node(str(i), 1) for i in range(1, 6)]
+    nodes = [_node(f"1-{i}", 1) for i in range(1, 6)]
     again = [create_selector("no-latent", "7:q1").select(nodes) for _ in range(3)]
     assert len(set(again)) == 1
-    assert create_selector("no-latent", 3).select([_node("1", 0), _node("2", 0)]) in (0, 1)
+    assert create_selector("no-latent", 3).select([_node("1-1", 0), _node("1-2", 0)]) in (0, 1)
 
 
 def _judge(body: dict[str, Any]) -> list[Reply]:
@@ -92,7 +92,7 @@ async def test_codetool_mode_records_r_lat_and_logits(stb_provider, stb_g1_file,
             lambda base: _with_rm(config_for(base, mode="codetool"), url),
             stb_provider, stb_g1_file, by_step([[PLAIN_WORKING, GOOD_WORKING]]),
         )
-    plain, good = trajectory.node("1"), trajectory.node("2")
+    plain, good = trajectory.node("1-1"), trajectory.node("1-2")
     assert plain.r_lat == pytest.approx(math.exp(-2.0) / (math.exp(-2.0) + math.exp(-0.2)))
     assert good.rm_logits == [-0.1, -2.5] and good.r_lat > 0.9
     assert good.chosen and good.reward == pytest.approx(1 + good.r_lat)
@@ -107,7 +107,7 @@ async def test_no_spot_follows_the_prm_even_into_a_failing_step(stb_provider, st
             lambda base: _with_rm(config_for(base, mode="no-spot"), url),
             stb_provider, stb_g1_file, by_step([[PLAIN_WORKING, GOOD_BUT_BROKEN]]),
         )
-    assert trajectory.chosen_path == ["2"] and trajectory.node("2").r_spot == 0.0
+    assert trajectory.chosen_path == ["1-2"] and trajectory.node("1-2").r_spot == 0.0
 
 
 async def test_no_latent_never_asks_the_prm(stb_provider, stb_g1_file, config_for):
@@ -116,8 +116,8 @@ async def test_no_latent_never_asks_the_prm(stb_provider, stb_g1_file, config_fo
             lambda base: _with_rm(config_for(base, mode="no-latent"), url),
             stb_provider, stb_g1_file, by_step([[GOOD_BUT_BROKEN, PLAIN_WORKING]]),
         )
-    assert trajectory.chosen_path == ["2"], "the only candidate that ran"
-    assert judge_stub.requests == [] and trajectory.node("2").r_lat is None
+    assert trajectory.chosen_path == ["1-2"], "the only candidate that ran"
+    assert judge_stub.requests == [] and trajectory.node("1-2").r_lat is None
 
 
 async def test_beam_keeps_k_paths_and_returns_the_best_finished(stb_provider, stb_g1_file, config_for):
@@ -128,10 +128,10 @@ async def test_beam_keeps_k_paths_and_returns_the_best_finished(stb_provider, st
             lambda base: _with_rm(config_for(base, mode="beam", beam_width=2), url),
             stb_provider, stb_g1_file, by_step([step1, step2]),
         )
-    assert sorted(node.path for node in trajectory.nodes) == ["1", "1-1", "1-2", "2", "2-1", "2-2"]
-    assert trajectory.chosen_path == ["2", "2-1"] and trajectory.final_answer == "answer 2"
-    best = trajectory.node("2-1")
-    assert best.cumulative_reward == pytest.approx(trajectory.node("2").reward + best.reward)
+    assert sorted(node.path for node in trajectory.nodes) == ["1-1", "1-1-1", "1-1-2", "1-2", "1-2-1", "1-2-2"]
+    assert trajectory.chosen_path == ["1-2", "1-2-1"] and trajectory.final_answer == "answer 2"
+    best = trajectory.node("1-2-1")
+    assert best.cumulative_reward == pytest.approx(trajectory.node("1-2").reward + best.reward)
 
 
 async def test_unreachable_prm_fails_the_query_clearly(stb_provider, stb_g1_file, config_for):
@@ -146,7 +146,7 @@ async def test_unreachable_prm_falls_back_when_configured(stb_provider, stb_g1_f
         lambda base: _with_rm(config_for(base), _free_url(), retries=0, fallback_to_no_latent=True),
         stb_provider, stb_g1_file, by_step([[GOOD_BUT_BROKEN, PLAIN_WORKING]]),
     )
-    assert trajectory.chosen_path == ["2"] and trajectory.final_answer == "plain answer"
+    assert trajectory.chosen_path == ["1-2"] and trajectory.final_answer == "plain answer"
     assert any("fell back to the no-latent policy" in note for note in trajectory.notes)
 
 
@@ -175,5 +175,5 @@ def _with_rm(config, url: str, **rm: Any):
 
 def test_random_module_not_used_globally():
     state = random.getstate()
-    create_selector("no-latent", 1).select([_node("1", 1), _node("2", 1)])
+    create_selector("no-latent", 1).select([_node("1-1", 1), _node("1-2", 1)])
     assert random.getstate() == state

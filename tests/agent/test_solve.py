@@ -20,7 +20,7 @@ async def test_stabletoolbench_query_in_three_steps(stb_provider, stb_g1_file, c
         trajectory = await CodeToolAgent(config_for(stub.base_url)).solve(query, toolset)
 
     assert trajectory.stop_reason == "finished" and trajectory.finished
-    assert trajectory.chosen_path == ["1", "1-1", "1-1-1"]
+    assert trajectory.chosen_path == ["1-1", "1-1-1", "1-1-1-1"]
     chosen = trajectory.chosen_nodes()
     assert all(node.status == STATUS_OK and node.r_spot == 1.0 for node in chosen), [n.error for n in chosen]
     assert chosen[0].stdout.startswith("players: [")
@@ -28,7 +28,7 @@ async def test_stabletoolbench_query_in_three_steps(stb_provider, stb_g1_file, c
     assert trajectory.final_answer and trajectory.final_answer.startswith("Messi:")
     # Step 2's executions replayed step 1: its search call was served from the memo, and the two
     # identical candidates reached the details API upstream once between them.
-    step2 = [trajectory.node("1-1"), trajectory.node("1-2")]
+    step2 = [trajectory.node("1-1-1"), trajectory.node("1-1-2")]
     for node in step2:
         assert [call.api_name for call in node.api_calls] == ["TheClique/Transfermarkt search", "TheClique/Transfermarkt details"]
         assert node.api_calls[0].memo_hit
@@ -64,7 +64,7 @@ async def test_secrets_stay_on_the_host(tmdb_provider, tmdb_queries, config_for)
     async with OpenAIStub(by_step([[step(1, "Show what the sandbox holds", code, finished=True)]])) as stub:
         trajectory = await CodeToolAgent(config_for(stub.base_url, n=1)).solve(query, toolset)
 
-    node = trajectory.node("1")
+    node = trajectory.node("1-1")
     assert node.status == STATUS_OK, node.error
     assert "Bearer MASKED_TMDB_TOKEN" in node.stdout and "200" in node.stdout
     dumped = json.dumps(trajectory.to_json()) + json.dumps(stub.requests)
@@ -80,13 +80,15 @@ async def test_failing_candidate_gets_zero_and_the_other_wins(stb_provider, stb_
     async with OpenAIStub(by_step([[failing, working]])) as stub:
         trajectory = await CodeToolAgent(config_for(stub.base_url)).solve(query, toolset)
 
-    first, second = trajectory.node("1"), trajectory.node("2")
+    first, second = trajectory.node("1-1"), trajectory.node("1-2")
     assert (first.r_spot, first.status, first.chosen) == (0.0, STATUS_ERROR, False)
     assert first.error == "KeyError: 'missing'"
     assert (second.r_spot, second.status, second.chosen) == (1.0, STATUS_OK, True)
-    assert trajectory.chosen_path == ["2"] and trajectory.final_answer == "Lionel Messi played for Barcelona"
+    assert trajectory.chosen_path == ["1-2"] and trajectory.final_answer == "Lionel Messi played for Barcelona"
     layout = trajectory.to_json()
-    assert layout["exec_res"]["2"] == {"code": second.code, "res": "Lionel Messi played for Barcelona\n", "status": 0}
+    assert layout["exec_res"]["1-2"] == {
+        "code": second.code.rstrip("\n"), "res": "Lionel Messi played for Barcelona\n", "status": 0, "step_code": second.code
+    }  # fmt: skip
 
 
 async def test_ties_go_to_the_first_candidate(stb_provider, stb_g1_file, config_for):
@@ -96,7 +98,7 @@ async def test_ties_go_to_the_first_candidate(stb_provider, stb_g1_file, config_
     b = step(1, "B", "print('b')", finished=True)
     async with OpenAIStub(by_step([[a, b]])) as stub:
         trajectory = await CodeToolAgent(config_for(stub.base_url)).solve(query, toolset)
-    assert trajectory.chosen_path == ["1"] and trajectory.final_answer == "a"
+    assert trajectory.chosen_path == ["1-1"] and trajectory.final_answer == "a"
 
 
 async def test_malformed_completions_are_survived(stb_provider, stb_g1_file, config_for):
@@ -110,11 +112,11 @@ async def test_malformed_completions_are_survived(stb_provider, stb_g1_file, con
     async with OpenAIStub(by_step([["", two_steps_at_once], ["I do not know.", unclosed_final]])) as stub:
         trajectory = await CodeToolAgent(config_for(stub.base_url)).solve(query, toolset)
 
-    empty, first = trajectory.node("1"), trajectory.node("2")
+    empty, first = trajectory.node("1-1"), trajectory.node("1-2")
     assert empty.r_spot == 0.0 and empty.parse_notes == ["empty completion"] and empty.is_leaf
     assert first.chosen and "several steps; kept the first" in first.parse_notes and not first.finished
     assert "print(x * 2)" not in first.content
-    prose, final = trajectory.node("2-1"), trajectory.node("2-2")
+    prose, final = trajectory.node("1-2-1"), trajectory.node("1-2-2")
     assert prose.r_spot == 0.0 and prose.code == ""
     assert final.chosen and final.stdout == "40\n" and "unclosed code block" in final.parse_notes
     assert trajectory.final_answer == "40"
@@ -127,7 +129,7 @@ async def test_max_depth_stops_without_answer(stb_provider, stb_g1_file, config_
         trajectory = await CodeToolAgent(config_for(stub.base_url, n=1, max_depth=3)).solve(query, toolset)
     assert trajectory.stop_reason == "max_depth" and trajectory.final_answer is None
     assert len(trajectory.chosen_path) == 3 and trajectory.chosen_nodes()[-1].is_leaf
-    assert [entry["path_name"] for entry in trajectory.to_json()["infer_path"]] == ["1", "1-1", "1-1-1"]
+    assert [entry["path_name"] for entry in trajectory.to_json()["infer_path"]] == ["1-1", "1-1-1", "1-1-1-1"]
 
 
 async def test_event_stream_order(stb_provider, stb_g1_file, config_for):

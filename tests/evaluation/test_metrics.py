@@ -83,9 +83,9 @@ def test_judge_model_prompt_version_and_answers_are_recorded(judged: Judged, scr
         "2121": "policy", "2144": "policy", "2354": "llm", "2399": "policy",
     }  # fmt: skip
     assert answers["1572"]["answer"] == "Written answer for 1572." and answers["1572"]["sources"] == [
-        "1",
         "1-1",
         "1-1-1",
+        "1-1-1-1",
     ]
     assert answers["2121"]["answer"] == "I could not find the world ranking of the players."
 

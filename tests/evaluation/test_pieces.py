@@ -57,13 +57,13 @@ def trajectory(*nodes: StepNode) -> Trajectory:
 def test_called_apis_count_each_call_once_through_replays():
     # step 2 replays step 1 (A); step 2 raised after calling B, so step 3 replays only A again
     steps = trajectory(
-        node("1", STATUS_OK, ["A"]),
-        node("1-1", STATUS_ERROR, ["A", "B"]),
-        node("1-1-1", STATUS_OK, ["A", "C", "D"]),
-        node("1-1-1-1", STATUS_OK, [], code=""),
+        node("1-1", STATUS_OK, ["A"]),
+        node("1-1-1", STATUS_ERROR, ["A", "B"]),
+        node("1-1-1-1", STATUS_OK, ["A", "C", "D"]),
+        node("1-1-1-1-1", STATUS_OK, [], code=""),
     )
     assert called_apis(steps) == ["A", "B", "C", "D"]
-    assert [path for path, _ in useful_outputs(steps)] == ["1", "1-1-1"]
+    assert [path for path, _ in useful_outputs(steps)] == ["1-1", "1-1-1-1"]
 
 
 def test_gold_path_is_an_ordered_subsequence():

@@ -84,11 +84,11 @@ def test_report_in_chromium(report: Path, tmp_path):
         assert f'href="#q-{query_id}"' in dom and f'id="q-{query_id}"' in dom
     messi = section(dom, "588")
     chosen = re.findall(r'<details class="node chosen[^"]*" data-path="([^"]+)"', messi)
-    assert chosen == ["1", "1-1", "1-1-1"]
+    assert chosen == ["1-1", "1-1-1", "1-1-1-1"]
     assert len(re.findall(r'<details class="node', messi)) == 6
     assert "TheClique/Transfermarkt search" in messi and "players:" in messi and "r_spot=1" in messi
     broken = section(dom, "1073")
-    assert re.search(r'<details class="node status-1" data-path="1"', broken) and "KeyError" in broken
+    assert re.search(r'<details class="node status-1" data-path="1-1"', broken) and "KeyError" in broken
     written = section(dom, "1572")
     assert "Written answer for 1572." in written and ">llm<" in written
     assert "HTTP 500" in section(dom, "2213") and ">failed<" in section(dom, "2213")

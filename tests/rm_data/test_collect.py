@@ -29,7 +29,7 @@ from tools.toolset import Query, ToolProvider
 
 REPO = Path(__file__).resolve().parents[2]
 QUERY_IDS = ["588", "1073"]
-EXPECTED_PATHS = ["1", "1-1", "1-1-1", "1-1-2", "1-2", "2", "2-1", "2-1-1", "2-1-2", "2-2"]
+EXPECTED_PATHS = ["1-1", "1-1-1", "1-1-1-1", "1-1-1-2", "1-1-2", "1-2", "1-2-1", "1-2-1-1", "1-2-1-2", "1-2-2"]
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ async def test_every_node_of_both_trees_is_recorded_in_the_reference_layout(stb_
 
     assert sorted(report.written) == sorted(QUERY_IDS) and report.failed == {} and report.skipped == []
     assert (report.progress.nodes, report.progress.exec_ok, report.progress.exec_failed) == (20, 6, 6)
-    # One sampling request per expanded node (root, 1, 1-1, 2, 2-1), level after level within each query.
+    # One sampling request per expanded node (root 1, 1-1, 1-1-1, 1-2, 1-2-1), level after level within each query.
     assert len(stub.requests) == 10
     for query in queries:
         depths = [step_of(body) for body in stub.requests if query.text in last_user_text_of_task(body)]
@@ -64,28 +64,28 @@ async def test_every_node_of_both_trees_is_recorded_in_the_reference_layout(stb_
     for query in queries:
         raw = json.loads(tree_file(tmp_path, query.query_id).read_text())
         assert list(raw)[:5] == ["q_id", "query", "instruction", "infer_path", "exec_res"]
-        assert (raw["q_id"], raw["query"]) == (query.query_id, query.text)
+        assert (raw["q_id"], raw["query"]) == (int(query.query_id), query.text), "StableToolBench's own int id"
         assert [entry["path_name"] for entry in raw["infer_path"]] == EXPECTED_PATHS, "depth-first order"
         for entry in raw["infer_path"]:
             assert isinstance(entry["content"], str) and isinstance(entry["is_leaf"], bool)
             record = raw["exec_res"][entry["path_name"]]
-            assert set(record) == {"code", "res", "status"} and isinstance(record["status"], int)
+            assert set(record) == {"code", "res", "status", "step_code"} and isinstance(record["status"], int)
         tree = load_tree(tree_file(tmp_path, query.query_id))
         toolset = stb_provider.toolset_for(query)
         assert tree.api_docs == toolset.docs and tree.instruction == build_instruction(toolset.docs, toolset.usage_notes, 500)
         assert (tree.n, tree.max_depth, tree.toolset) == (2, 3, "stabletoolbench")
         status = {path: tree.exec_res[path].status for path in EXPECTED_PATHS}
-        assert status == {"1": 0, "1-1": 0, "1-1-1": 0, "1-1-2": 1, "1-2": 1, "2": 1, "2-1": 1, "2-1-1": 1, "2-1-2": 1, "2-2": 1}
+        assert status == {"1-1": 0, "1-1-1": 0, "1-1-1-1": 0, "1-1-1-2": 1, "1-1-2": 1, "1-2": 1, "1-2-1": 1, "1-2-1-1": 1, "1-2-1-2": 1, "1-2-2": 1}
         leaves = {entry.path_name for entry in tree.infer_path if entry.is_leaf}
-        assert leaves == {"1-1-1", "1-1-2", "1-2", "2-1-1", "2-1-2", "2-2"}
-        assert "KeyError: 'missing'" in tree.exec_res["2"].res
-        assert "NameError" in tree.exec_res["2-1"].res, "a step that raised is not replayed for its children"
+        assert leaves == {"1-1-1-1", "1-1-1-2", "1-1-2", "1-2-1-1", "1-2-1-2", "1-2-2"}
+        assert "KeyError: 'missing'" in tree.exec_res["1-2"].res
+        assert "NameError" in tree.exec_res["1-2-1"].res, "a step that raised is not replayed for its children"
         # The reference's content is the whole path's text; ours beside it is the step's own text.
-        assert tree.entry("1-1-1").content == "".join(tree.entry(p).step_content for p in ("1", "1-1", "1-1-1"))
-        assert tree.exec_res["1-1"].code.startswith("import requests\nfirst = requests.post(")
+        assert tree.entry("1-1-1-1").content == "".join(tree.entry(p).step_content for p in ("1-1", "1-1-1", "1-1-1-1"))
+        assert tree.exec_res["1-1-1"].code.startswith("import requests\nfirst = requests.post(")
         nodes = [StepNode.model_validate(record) for record in tree.nodes]
         assert sorted((n.path for n in nodes), key=path_order) == EXPECTED_PATHS
-        first = next(n for n in nodes if n.path == "1")
+        first = next(n for n in nodes if n.path == "1-1")
         assert [call.api_name for call in first.api_calls] == [toolset.apis[0].name]
         assert all(tree.entry(n.path).step_content == n.content and tree.exec_res[n.path].res == n.output for n in nodes)
         assert tree.usage["requests"] == 5 and tree.usage["completion_tokens"] > 0
@@ -99,9 +99,9 @@ async def test_tmdb_trees_are_collected_and_identical_siblings_make_no_pairs(tmd
         docs = provider.toolset_for(queries[0]).docs
     assert report.written == ["q0"] and report.progress.exec_ok == 6
     tree = load_tree(tree_file(tmp_path, "q0"))
-    assert [e.path_name for e in tree.infer_path] == ["1", "1-1", "1-2", "2", "2-1", "2-2"]
+    assert [e.path_name for e in tree.infer_path] == ["1-1", "1-1-1", "1-1-2", "1-2", "1-2-1", "1-2-2"]
     assert tree.api_docs == docs and "GET_search_person" in docs and tree.toolset == "tmdb"
-    assert "directed:" in tree.exec_res["2-2"].res
+    assert "directed:" in tree.exec_res["1-2-2"].res
     stats = label_trees(tmp_path, tmp_path)
     assert (stats.nodes, stats.leaves, stats.pairs, stats.examples) == (6, 4, 0, 0), "the policy wrote the same step twice"
 

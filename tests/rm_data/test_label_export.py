@@ -33,14 +33,14 @@ def test_scored_and_pair_files_carry_the_reference_fields(tmp_path: Path) -> Non
 
     scored = json.loads((tmp_path / SCORED_DIR / "q1_scored.json").read_text())
     assert list(scored)[:5] == ["q_id", "query", "instruction", "infer_path", "exec_res"]
-    entry = next(e for e in scored["infer_path"] if e["path_name"] == "1")
+    entry = next(e for e in scored["infer_path"] if e["path_name"] == "1-1")
     assert {"path_name", "content", "is_leaf", "current_exec", "soft_estimate", "hard_estimate", "latent_reward", "tau"} <= set(entry)
     assert entry["current_exec"] is True and entry["hard_estimate"] == 1 and entry["tau"] == 5
     assert scored["label_config"] == LabelConfig().model_dump()
 
     pairs = json.loads((tmp_path / PAIR_DIR / "q1_pair.json").read_text())
     assert list(pairs)[:5] == ["q_id", "query", "instruction", "pair_path", "exec_res"]
-    assert [[a["path_name"], b["path_name"]] for a, b in pairs["pair_path"]] == [["1", "2"], ["1-1", "1-2"], ["2-1", "2-2"]]
+    assert [[a["path_name"], b["path_name"]] for a, b in pairs["pair_path"]] == [["1-1", "1-2"], ["1-1-1", "1-1-2"], ["1-2-1", "1-2-2"]]
     first, second = pairs["pair_path"][0]
     assert (first["label"], second["label"], first["latent_reward"]) == ("yes", "no", entry["latent_reward"])
 
@@ -69,23 +69,23 @@ def test_sft_export_loads_as_sharegpt_and_matches_the_live_prompts(tmp_path: Pat
     # Step 1-2's prompt is what the agent asks the PRM at that point: docs, query, step 1 with its
     # output (cut to output_chars), the candidate step's own text.
     records = read_train_records(sft / TRAIN_FILE)
-    record = next(r for r in records if r["path"] == "1-2")
+    record = next(r for r in records if r["path"] == "1-1-2")
     expected = build_prm_messages(
         api_docs="API 1: get_weather(city)",
         query="query q1",
-        previous=[PriorStep(tree.entry("1").step_content, tree.exec_res["1"].res)],
-        candidate=tree.entry("1-2").step_content,
+        previous=[PriorStep(tree.entry("1-1").step_content, tree.exec_res["1-1"].res)],
+        candidate=tree.entry("1-1-2").step_content,
         output_chars=7,
     )
     assert record["messages"] == expected
-    assert (record["label"], record["answer"], record["pair"]) == ("no", "no", "q1:1-1|1-2")
+    assert (record["label"], record["answer"], record["pair"]) == ("no", "no", "q1:1-1-1|1-1-2")
     sharegpt = next(e for e in examples if e["conversations"][0]["value"] == expected[1]["content"])
     assert sharegpt["system"] == expected[0]["content"]
 
 
 def test_identical_sibling_steps_and_repeated_examples_are_dropped(tmp_path: Path) -> None:
     # Siblings 1 and 2 write the same text but one raised: contradicting labels for one prompt.
-    spec = {"1": Node(True, True, OK, True), "2": Node(True, True, 1, True)}
+    spec = {"1-1": Node(True, True, OK, True), "1-2": Node(True, True, 1, True)}
     tree = collected_tree(spec, "q1")
     data = tree.model_dump(mode="json")
     data["infer_path"][1]["step_content"] = data["infer_path"][0]["step_content"]
@@ -106,23 +106,23 @@ def test_unusable_files_are_skipped_with_their_reason(tmp_path: Path) -> None:
     write_tree(tmp_path, UNBALANCED, "good")
     (tmp_path / DFS_DIR / "broken_path.json").write_text("{not json")
     bad = collected_tree(UNBALANCED, "bad").model_dump(mode="json")
-    bad["infer_path"] = [e for e in bad["infer_path"] if e["path_name"] != "1-1-2"]
+    bad["infer_path"] = [e for e in bad["infer_path"] if e["path_name"] != "1-1-1-2"]
     bad["infer_path"][0]["is_leaf"] = True
     write_json_atomic(tree_file(tmp_path, "bad"), bad)
     stats = label_trees(tmp_path, tmp_path / "out")
     assert stats.files == 1
     assert "not valid JSON" in stats.skipped["broken_path.json"]
-    assert "leaf 1 has children" in stats.skipped["bad_path.json"]
+    assert "leaf 1-1 has children" in stats.skipped["bad_path.json"]
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["exec_res"].pop("2-1"), "exec_res has no entry for 2-1"),
+        (lambda d: d["exec_res"].pop("1-2-1"), "exec_res has no entry for 1-2-1"),
         (lambda d: d["infer_path"][0].update(path_name="1-0"), "path_name '1-0' is not like 1-2-1"),
         (lambda d: d.pop("api_docs"), "api_docs: Field required"),
-        (lambda d: d["infer_path"][1].update(is_leaf=True), "leaf 1-1 has children"),
-        (lambda d: [d["infer_path"].remove(e) for e in list(d["infer_path"]) if e["path_name"].startswith("2-")], "node 2 is not a leaf but was never expanded"),
+        (lambda d: d["infer_path"][1].update(is_leaf=True), "leaf 1-1-1 has children"),
+        (lambda d: [d["infer_path"].remove(e) for e in list(d["infer_path"]) if e["path_name"].startswith("1-2-")], "node 1-2 is not a leaf but was never expanded"),
     ],
 )
 def test_tree_files_are_checked_on_load(tmp_path: Path, change, message: str) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from codetool.nodepaths import ancestors_of
 from rm.labels import TreeNode
-from rm.tree import CollectedTree, ExecRecord, PathEntry, ancestor_paths
+from rm.tree import CollectedTree, ExecRecord, PathEntry
 
 
 class Node(NamedTuple):
@@ -23,7 +24,7 @@ def scoring_nodes(spec: dict[str, Node]) -> list[TreeNode]:
 
 
 def step_text(path: str, node: Node) -> str:
-    depth = path.count("-") + 1
+    depth = path.count("-")
     body = f"```python\nprint('step {path}')\n```\n" if node.has_code else f"I answer {path} in words.\n"
     tail = "[All Finished]\n" if node.finished else ""
     return f"##Step {depth}: step {path}\n{body}{tail}[Step {depth} Finished]\n"
@@ -33,7 +34,7 @@ def collected_tree(spec: dict[str, Node], q_id: str = "q1", api_docs: str = "API
     """A tree file's content: every node's step text names its path, its output says whether it ran."""
     infer_path, exec_res = [], {}
     for path, node in spec.items():
-        chain = [*ancestor_paths(path), path]
+        chain = [*ancestors_of(path), path]
         infer_path.append(
             PathEntry(
                 path_name=path,
@@ -52,14 +53,14 @@ def collected_tree(spec: dict[str, Node], q_id: str = "q1", api_docs: str = "API
     )  # fmt: skip
 
 
-# Unbalanced, with leaves without code: 1 has a deep and a shallow branch, 2 two shallow leaves.
+# Unbalanced, with leaves without code: 1-1 has a deep and a shallow branch, 1-2 two shallow leaves.
 UNBALANCED = {
-    "1": Node(False, True, OK),
     "1-1": Node(False, True, OK),
-    "1-1-1": Node(True, True, OK, finished=True),
-    "1-1-2": Node(True, False, RAISED, finished=True),  # a text final answer
-    "1-2": Node(True, False, RAISED),  # prose without code or [All Finished]
-    "2": Node(False, True, RAISED),
-    "2-1": Node(True, True, RAISED, finished=True),
-    "2-2": Node(True, True, OK, finished=True),
+    "1-1-1": Node(False, True, OK),
+    "1-1-1-1": Node(True, True, OK, finished=True),
+    "1-1-1-2": Node(True, False, RAISED, finished=True),  # a text final answer
+    "1-1-2": Node(True, False, RAISED),  # prose without code or [All Finished]
+    "1-2": Node(False, True, RAISED),
+    "1-2-1": Node(True, True, RAISED, finished=True),
+    "1-2-2": Node(True, True, OK, finished=True),
 }

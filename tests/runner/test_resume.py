@@ -22,7 +22,7 @@ def test_sigint_leaves_only_complete_files(scripted_runs: Sessions):
     files = scripted_runs.files_after_interrupt
     assert f"{BLOCKING_QUERY}.json" not in files
     for name, text in files.items():
-        assert json.loads(text)["q_id"] == name.removesuffix(".json")
+        assert json.loads(text)["q_id"] == int(name.removesuffix(".json")), "StableToolBench's int query_id"
     # Queries are taken in file order by two workers: when the blocking query was asked for,
     # the six before it had been taken and at most one of them was still in flight.
     assert len([q for q in FIRST_SIX if f"{q}.json" in files]) >= 5
@@ -50,7 +50,7 @@ def test_each_finished_query_has_one_trajectory_written_once(scripted_runs: Sess
         if name != "608.json":
             assert (run / "trajectories" / name).read_text() == text, f"{name} was rewritten on resume"
     for name in names:
-        assert load_trajectory(run / "trajectories" / name).q_id == name.removesuffix(".json")
+        assert load_trajectory(run / "trajectories" / name).query_id == name.removesuffix(".json")
     written = {path.relative_to(run).as_posix() for path in run.rglob("*") if path.is_file()}
     other = {item for item in written if not item.startswith(("trajectories/", "eval/"))}
     assert other <= {
@@ -109,4 +109,4 @@ def test_executions_are_audited_in_the_run_directory(scripted_runs: Sessions):
         store.close()
     run_id = manifest(scripted_runs.stb)["run_id"]
     assert len(messi) == 6 and {record.run_id for record in messi} == {run_id}
-    assert sorted(record.node for record in messi) == ["1", "1-1", "1-1-1", "1-1-2", "1-2", "2"]
+    assert sorted(record.node for record in messi) == ["1-1", "1-1-1", "1-1-1-1", "1-1-1-2", "1-1-2", "1-2"]

@@ -39,5 +39,5 @@ async def test_solve_runs_its_steps_in_the_chosen_sandbox_and_audits_them(backen
     with AuditStore(tmp_path / AUDIT_DB_NAME) as store:
         executions = store.executions()
     assert executions and {(e.backend, e.query_id) for e in executions} == {(backend, "adhoc")}
-    assert [e.node for e in executions] == ["1", "1-1", "1-1-1"][: len(executions)]
+    assert [e.node for e in executions] == ["1-1", "1-1-1", "1-1-1-1"][: len(executions)]
     assert any(call.url.startswith("https://api.themoviedb.org/3/") for e in executions for call in e.api_calls)

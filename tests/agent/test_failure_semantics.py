@@ -132,7 +132,7 @@ async def test_an_interrupted_solve_writes_its_partial_trajectory(tmdb_spec, tmp
     assert_no_traceback(stderr)
     assert stderr.strip().splitlines()[-1] == f"interrupted after 1 chosen steps; the partial trajectory is in {out}"
     saved = strict_json(out)
-    assert saved["stop_reason"] == "interrupted" and saved["chosen_path"] == ["1"]
+    assert saved["stop_reason"] == "interrupted" and saved["chosen_path"] == ["1-1"]
     assert saved["nodes"][0]["stdout"].startswith("person id:")
 
 

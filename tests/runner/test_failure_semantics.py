@@ -230,7 +230,7 @@ async def test_corrupt_audit_database_is_refused_then_rebuilt_from_the_trajector
     assert code == 0, stderr
     records = json.loads(listing)
     assert sorted((r["query_id"], r["node"], r["backend"]) for r in records) == [
-        ("q0", "1", "recovered"), ("q0", "1-1", "recovered"), ("q1", "1", "recovered"), ("q1", "1-1", "recovered"),
+        ("q0", "1-1", "recovered"), ("q0", "1-1-1", "recovered"), ("q1", "1-1", "recovered"), ("q1", "1-1-1", "recovered"),
     ]  # fmt: skip
 
 
@@ -250,8 +250,8 @@ async def test_audit_shows_the_latest_attempt_of_a_query_unless_asked_for_all(tm
     code, latest, _ = await run("agent", "audit", str(out), "--json")
     code_all, every, _ = await run("agent", "audit", str(out), "--json", "--all-attempts")
     assert code == code_all == 0
-    assert [(r["attempt"], r["node"]) for r in json.loads(latest)] == [(2, "1"), (2, "1-1")]
-    assert [(r["attempt"], r["node"]) for r in json.loads(every)] == [(1, "1"), (2, "1"), (2, "1-1")]
+    assert [(r["attempt"], r["node"]) for r in json.loads(latest)] == [(2, "1-1"), (2, "1-1-1")]
+    assert [(r["attempt"], r["node"]) for r in json.loads(every)] == [(1, "1-1"), (2, "1-1"), (2, "1-1-1")]
     assert [s["attempt"] for s in manifest(out)["sessions"]] == [1, 2]
     with sqlite3.connect(out / "audit.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM executions WHERE attempt IS NULL").fetchone() == (0,)

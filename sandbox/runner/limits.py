@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import resource
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .channel import write_all
 from .errors import CpuLimitExceeded, ExecutionTimeout, OutputLimitExceeded, SandboxLimitExceeded
 
 _ALARM_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
@@ -72,11 +74,18 @@ def signals_deferred() -> Iterator[None]:
 
 
 class CappedOutput(io.TextIOBase):
-    """A text stream that keeps at most `limit` UTF-8 bytes, or discards all while muted."""
+    """A text stream that keeps at most `limit` UTF-8 bytes, or discards all while muted.
 
-    def __init__(self, limit: int, guard: LimitGuard) -> None:
+    With a `sink` descriptor, what it keeps is also written there as it comes (the
+    supervisor's capture, which holds even if this process is killed), by this process
+    only: a copy the code forked writes nowhere.
+    """
+
+    def __init__(self, limit: int, guard: LimitGuard, sink: int | None = None) -> None:
         super().__init__()
         self.limit = limit
+        self.sink = sink
+        self._owner = os.getpid()
         self.muted = False
         self.truncated = False
         self._guard = guard
@@ -96,11 +105,18 @@ class CappedOutput(io.TextIOBase):
         if len(data) <= room:
             self._parts.append(text)
             self._size += len(data)
+            self._forward(data)
             return len(text)
-        self._parts.append(data[:room].decode("utf-8", errors="ignore"))
+        kept = data[:room].decode("utf-8", errors="ignore")
+        self._parts.append(kept)
         self._size = self.limit
+        self._forward(kept.encode("utf-8"))
         self.truncated = True
         raise self._guard.hit(OutputLimitExceeded(f"the output exceeded the {self.limit}-byte limit"))
+
+    def _forward(self, data: bytes) -> None:
+        if self.sink is not None and data and os.getpid() == self._owner:
+            write_all(self.sink, data)
 
     def getvalue(self) -> str:
         return "".join(self._parts)

@@ -107,7 +107,7 @@ class DockerSandbox(Sandbox):
             writer = None
             try:
                 reader, writer = await attached_streams(warm.sock)
-                outcome = await run_exchange(reader, writer, cell, self.limits, tools, self.name)
+                outcome = await run_exchange(reader, writer, cell, self.limits, tools, self.name, await_close=False)
                 return outcome.result
             finally:
                 pool.discard(warm)  # closes the socket; the container goes, whatever it is doing

@@ -59,11 +59,16 @@ async def run_exchange(
     tools: ToolHandler | None,
     backend: str,
     on_ready: Callable[[int], None] | None = None,
+    await_close: bool = True,
 ) -> ExchangeOutcome:
     """Send `cell` to a fresh runner, serve its calls, collect its result.
 
     `exec` is sent at once; the runner's `ready` (its pid, handed to `on_ready` so the
-    caller can kill it) is read after that, saving a round trip.
+    caller can kill it) is read after that, saving a round trip. With `await_close`, the
+    channel must then close with nothing more on it. (A container's stdout closes only
+    when its init has exited, tens of milliseconds later; by the time the result is sent,
+    every process that ran code has been killed and reaped by the supervisor, so nothing
+    is left that could write after it.)
     """
     calls = ToolCallServer(tools, limits.max_api_calls)
     started = time.perf_counter()
@@ -84,7 +89,8 @@ async def run_exchange(
     try:
         async with asyncio.timeout(limits.timeout_s + GRACE_S):
             message = await _converse(reader, writer, _exec_message(cell, limits, key), calls, on_ready, key)
-            await _closed_after_result(reader)
+            if await_close:
+                await _closed_after_result(reader)
     except TimeoutError:
         reason = f"the code ran longer than the {limits.timeout_s:g} s time limit and was killed"
         return failed("ExecutionTimeout", reason, timed_out=True)

@@ -4,10 +4,13 @@ It is forked before the execution is known (`supervise.prepare`), so neither the
 channel nor the execution's key ever exists in it. Its descriptors: /dev/null as 0, 1
 and 2, then four pipes to the supervisor (`CELL_FDS`): its inbox (the `exec`, then the
 `http_response`s), its outbox (`http_request`s, then one `result` without the output),
-and its stdout and stderr, which the supervisor captures as they are written. It dies
-with the supervisor (parent-death signal) and leads a process group of its own, which
-the supervisor kills when the execution ends. What it reports is only a claim: the
-supervisor decides the verdict (see `supervise`).
+and its stdout and stderr, which the supervisor captures as they are written. It sends a
+`result` only when the code failed; a success is a clean exit with nothing to say. Every
+limit it enforces is also made visible to the supervisor (the call over the cap is sent
+before it is refused, output over the cap is written before it is cut), so code that
+swallows a limit and exits cleanly still fails. It dies with the supervisor (parent-death
+signal) and leads a process group of its own, which the supervisor kills when the
+execution ends. The supervisor decides the verdict (see `worker`).
 """
 
 from __future__ import annotations
@@ -48,12 +51,12 @@ class PipeTransport:
             raise requests_shim.exceptions.ConnectionError("HTTP calls are only possible from the process that runs the cell")
         if self.guard.first_hit is not None:
             raise self.guard.first_hit
-        if self.calls >= self.max_calls:
-            raise self.guard.hit(ApiCallLimitExceeded(f"the code made more than {self.max_calls} API calls"))
         self.calls += 1
         call_id = self.calls
-        with signals_deferred():
+        with signals_deferred():  # over the cap too: the supervisor counts it, and does not pass it on
             write_frame(self.outbox, {"type": HTTP_REQUEST, "call_id": call_id, **request})
+        if self.calls > self.max_calls:
+            raise self.guard.hit(ApiCallLimitExceeded(f"the code made more than {self.max_calls} API calls"))
         while True:
             # waiting may be cut short by a time limit; a frame, once started, is read whole
             select.select([self.inbox], [], [])
@@ -107,9 +110,10 @@ def run_cell(engine: Engine, lock_down: Callable[[], None] | None, ends: tuple[i
         result = run.run()
         if os.getpid() != owner:  # a process the code forked: only the cell process reports
             return os._exit(0)
-        for captured in ("stdout", "stderr"):  # the supervisor has those already
-            result.pop(captured, None)
-        write_frame(outbox, result)
+        if not result["ok"]:
+            for captured in ("stdout", "stderr"):  # the supervisor has those already
+                result.pop(captured, None)
+            write_frame(outbox, result)
         status = 0
     finally:
         os._exit(status)

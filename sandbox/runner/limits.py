@@ -76,9 +76,10 @@ def signals_deferred() -> Iterator[None]:
 class CappedOutput(io.TextIOBase):
     """A text stream that keeps at most `limit` UTF-8 bytes, or discards all while muted.
 
-    With a `sink` descriptor, what it keeps is also written there as it comes (the
-    supervisor's capture, which holds even if this process is killed), by this process
-    only: a copy the code forked writes nowhere.
+    With a `sink` descriptor, what it is given is also written there as it comes (the
+    supervisor's capture, which holds even if this process is killed), up to the write
+    that crosses the limit, and by this process only: a copy the code forked writes
+    nowhere.
     """
 
     def __init__(self, limit: int, guard: LimitGuard, sink: int | None = None) -> None:
@@ -107,10 +108,9 @@ class CappedOutput(io.TextIOBase):
             self._size += len(data)
             self._forward(data)
             return len(text)
-        kept = data[:room].decode("utf-8", errors="ignore")
-        self._parts.append(kept)
+        self._parts.append(data[:room].decode("utf-8", errors="ignore"))
         self._size = self.limit
-        self._forward(kept.encode("utf-8"))
+        self._forward(data[: room + 1])  # a byte over: the supervisor sees the limit crossed too
         self.truncated = True
         raise self._guard.hit(OutputLimitExceeded(f"the output exceeded the {self.limit}-byte limit"))
 

@@ -10,11 +10,11 @@ fork, close its pipes, exit with any status or stop answering. So the supervisor
 * relays the child's `http_request`s (numbered 1, 2, ... and capped), answers back;
 * captures the child's stdout and stderr itself, bounded by the output limit;
 * enforces the time limit itself, a little after the child's own alarm;
-* accepts exactly one `result` from the child and nothing after it; garbage, an unknown
-  frame, a second result or an exit status other than 0 after it fail the execution;
-* takes the verdict from what it observed (exit status, CPU time and peak memory from
-  `wait4`, its capture, its clock, its call count); the child's own report can only add
-  the error of a failure, and `ok` needs the report, a clean exit and no limit crossed;
+* takes the verdict from what it observed: exit status, CPU time and peak memory from
+  `wait4`, its capture, its clock, its call count. The child sends a `result` only to
+  describe a failure (with `ok` false); success is a clean exit (status 0) with no
+  result, nothing out of place on the pipes and no limit crossed. Garbage, an unknown
+  frame, a result claiming success, anything after a result or a crash fail it;
 * before it answers: kills the child's process group, reaps it, and kills and reaps
   every process the child left (orphans come back to it: it is a child subreaper).
 
@@ -142,13 +142,20 @@ def serve_one(fd_in: int, fd_out: int, engine: Engine, lock_down: Callable[[], N
     supervise(prepare_cell(engine, lock_down), fd_in, fd_out, engine.mode)
 
 
+Failure = tuple[str, str, bool]
+"""(error type, one-line message, timed out)"""
+
+
 @dataclass
 class _Observed:
     """What the supervisor saw of its child."""
 
     report: dict[str, Any] | None = None
-    failure: tuple[str, str, bool] | None = None
-    """(error type, message, timed out): a limit it enforced or a protocol the child broke."""
+    """The child's account of its failure (it sends none when the code succeeded)."""
+    stopped: Failure | None = None
+    """Why the supervisor killed the child: its deadline, or a protocol the child broke."""
+    crossed: Failure | None = None
+    """A limit the supervisor saw crossed (API calls, output) while the child went on."""
     status: int | None = None
     rusage: Any = None
     captured: dict[int, bytearray] = field(default_factory=dict)
@@ -170,7 +177,7 @@ class _Supervision:
         self.from_host = FrameBuffer()
         self.seen = _Observed(captured={cell.stdout: bytearray(), cell.stderr: bytearray()})
         self.open_reads = {cell.outbox, cell.stdout, cell.stderr}
-        self.started = time.monotonic()
+        self.started = self.ended = time.monotonic()
         self.deadline = self.started + limits.timeout_s + SUPERVISOR_GRACE_S
         for fd in (cell.inbox, *self.open_reads):
             os.set_blocking(fd, False)
@@ -189,16 +196,20 @@ class _Supervision:
             frame = encode_sealed_frame({**message, **failed, "error": f"SandboxError: the result could not be sent ({exc})"}, self.key, self.sent)
         write_all(self.channel_out, frame)
 
-    def fail(self, error_type: str, message: str, timed_out: bool = False) -> None:
-        if self.seen.failure is None:
-            self.seen.failure = (error_type, message, timed_out)
+    def stop(self, error_type: str, message: str, timed_out: bool = False) -> None:
+        if self.seen.stopped is None:
+            self.seen.stopped = (error_type, message, timed_out)
+
+    def crossed(self, error_type: str, message: str) -> None:
+        if self.seen.crossed is None:
+            self.seen.crossed = (error_type, message, False)
 
     def watch(self) -> Message | None:
         """Serve the child until it ends or must be stopped; the result, or None if the host left."""
-        while self.seen.failure is None and not self._child_ended():
+        while self.seen.stopped is None and not self._child_ended():
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
-                self.fail("ExecutionTimeout", f"the code ran longer than the {self.limits.timeout_s:g} s time limit and was killed", True)
+                self.stop("ExecutionTimeout", f"the code ran longer than the {self.limits.timeout_s:g} s time limit and was killed", True)
                 break
             reads = [*self.open_reads, self.wake_r, self.channel_in]
             writes = [self.cell.inbox] if self.to_cell else []
@@ -211,6 +222,7 @@ class _Supervision:
                 return None
             for fd in self.open_reads.intersection(readable):
                 self._read_child(fd)
+        self.ended = time.monotonic()
         _kill_and_reap(self.cell.pid, self.seen)
         self.reaped = True
         _sweep_orphans()
@@ -257,67 +269,84 @@ class _Supervision:
                 for message in self.from_cell.feed(data):
                     self._take_message(message)
             except ChannelError as exc:
-                self.fail(_VIOLATION, f"the code's process broke the runner's protocol ({exc})")
+                self.stop(_VIOLATION, f"the code's process broke the runner's protocol ({exc})")
                 self.open_reads.discard(fd)
             return True
         captured = self.seen.captured[fd]
-        captured += data
-        if len(captured) > self.limits.output_bytes:
-            del captured[self.limits.output_bytes :]
+        captured += data[: max(0, self.limits.output_bytes - len(captured))]
+        if len(data) > len(captured) or fd in self.seen.truncated:  # (what is over the limit is read and dropped)
             self.seen.truncated.add(fd)
-            self.fail("OutputLimitExceeded", f"the output exceeded the {self.limits.output_bytes}-byte limit")
+            self.crossed("OutputLimitExceeded", f"the output exceeded the {self.limits.output_bytes}-byte limit")
         return True
 
     def _take_message(self, message: Message) -> None:
         if self.seen.report is not None:
-            self.fail(_VIOLATION, f"the code's process sent a {message['type']!r} frame after its result")
-        elif message["type"] == RESULT:
+            self.stop(_VIOLATION, f"the code's process sent a {message['type']!r} frame after its result")
+        elif message["type"] == RESULT and message.get("ok") is False:
             self.seen.report = message
+        elif message["type"] == RESULT:
+            self.stop(_VIOLATION, "the code's process claimed a success: only the supervisor says that")
         elif message["type"] != HTTP_REQUEST:
-            self.fail(_VIOLATION, f"the code's process sent an unexpected {message['type']!r} frame")
+            self.stop(_VIOLATION, f"the code's process sent an unexpected {message['type']!r} frame")
         elif message.get("call_id") != self.calls + 1:
-            self.fail(_VIOLATION, f"the code's process sent an API call out of order ({str(message.get('call_id'))[:20]})")
+            self.stop(_VIOLATION, f"the code's process sent an API call out of order ({str(message.get('call_id'))[:20]})")
         else:
             self.calls += 1
-            if self.calls > self.limits.max_api_calls:
-                self.fail("ApiCallLimitExceeded", f"the code made more than {self.limits.max_api_calls} API calls")
+            if self.calls > self.limits.max_api_calls:  # not passed on; the child fails it itself
+                self.crossed("ApiCallLimitExceeded", f"the code made more than {self.limits.max_api_calls} API calls")
             else:
                 self.send(message)
 
     def _verdict(self) -> Message:
         seen = self.seen
-        stdout, stderr = (bytes(seen.captured[fd]).decode("utf-8", errors="replace") for fd in (self.cell.stdout, self.cell.stderr))
-        report = seen.report or {}
+        stdout, stderr = (self._text(fd) for fd in (self.cell.stdout, self.cell.stderr))
         result: Message = {
             "type": RESULT,
-            "ok": False,
+            "ok": True,
             "stdout": stdout,
-            "stdout_truncated": self.cell.stdout in seen.truncated or report.get("stdout_truncated") is True,
+            "stdout_truncated": self.cell.stdout in seen.truncated,
             "stderr": stderr,
             "error": None,
             "error_type": None,
             "traceback": None,
             "timed_out": False,
-            "duration_s": time.monotonic() - self.started,
+            "duration_s": self.ended - self.started,
             "peak_memory_kb": seen.rusage.ru_maxrss if seen.rusage is not None else None,
         }
-        failure = seen.failure or self._exit_failure()
-        if failure is not None:
-            error_type, message, timed_out = failure
-            return {**result, "error": f"{error_type}: {message}", "error_type": error_type, "timed_out": timed_out}
-        reported = {name: report.get(name) if isinstance(report.get(name), str) else None for name in ("error", "error_type", "traceback")}
-        return {**result, **reported, "ok": report.get("ok") is True, "timed_out": report.get("timed_out") is True}
+        failure = seen.stopped or self._exit_failure() or seen.crossed or self._limits_crossed()
+        report = seen.report
+        if report is not None and (failure is None or failure[0] == report.get("error_type")):
+            described = {name: report.get(name) if isinstance(report.get(name), str) else None for name in ("error", "error_type", "traceback")}
+            truncated = result["stdout_truncated"] or report.get("stdout_truncated") is True
+            return {**result, **described, "ok": False, "timed_out": report.get("timed_out") is True, "stdout_truncated": truncated}
+        if failure is None:
+            return result
+        error_type, message, timed_out = failure
+        return {**result, "ok": False, "error": f"{error_type}: {message}", "error_type": error_type, "timed_out": timed_out}
 
-    def _exit_failure(self) -> tuple[str, str, bool] | None:
-        """What the child's exit says went wrong, when it was not a clean exit after one result."""
+    def _text(self, fd: int) -> str:
+        data = bytes(self.seen.captured[fd])
+        return data.decode("utf-8", errors="ignore" if fd in self.seen.truncated else "replace")
+
+    def _exit_failure(self) -> Failure | None:
+        """What the child's exit says, unless it was a clean one (status 0)."""
         status, usage = self.seen.status, self.seen.rusage
-        if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and self.seen.report is not None:
+        if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return None
         if self.seen.report is not None:
             return (_VIOLATION, f"the code's process ended with {_describe_status(status)} after its result", False)
         if usage is not None and usage.ru_utime + usage.ru_stime >= self.limits.cpu_s:
             return ("CpuLimitExceeded", f"the code used more than {self.limits.cpu_s} s of CPU time", True)
         return ("SandboxCrash", f"the code's process ended without a result ({_describe_status(status)}: killed by a limit, or crashed)", False)
+
+    def _limits_crossed(self) -> Failure | None:
+        """A time or CPU limit the child went past, even if it then exited as if all was well."""
+        usage = self.seen.rusage
+        if self.ended - self.started >= self.limits.timeout_s:
+            return ("ExecutionTimeout", f"the code ran longer than the {self.limits.timeout_s:g} s time limit", True)
+        if usage is not None and usage.ru_utime + usage.ru_stime >= self.limits.cpu_s:
+            return ("CpuLimitExceeded", f"the code used more than {self.limits.cpu_s} s of CPU time", True)
+        return None
 
 
 def _describe_status(status: int | None) -> str:

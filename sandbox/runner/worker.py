@@ -229,6 +229,8 @@ class _Supervision:
         for fd in list(self.open_reads):
             while fd in self.open_reads and self._read_child(fd):
                 pass
+        if self.from_cell.pending:
+            self.stop(_VIOLATION, f"the code's process left {len(self.from_cell.pending)} bytes of an unfinished frame")
         return self._verdict()
 
     def _child_ended(self) -> bool:

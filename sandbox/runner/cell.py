@@ -9,8 +9,9 @@ and its stdout and stderr, which the supervisor captures as they are written. It
 limit it enforces is also made visible to the supervisor (the call over the cap is sent
 before it is refused, output over the cap is written before it is cut), so code that
 swallows a limit and exits cleanly still fails. It dies with the supervisor (parent-death
-signal) and leads a process group of its own, which the supervisor kills when the
-execution ends. The supervisor decides the verdict (see `worker`).
+signal), leads a process group of its own, which the supervisor kills when the execution
+ends, and runs under a seccomp filter that lets it signal no process but itself
+(`kernel.refuse_signals_to_others`). The supervisor decides the verdict (see `worker`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def run_cell(engine: Engine, lock_down: Callable[[], None] | None, ends: tuple[i
             return os._exit(status)
         os.setpgid(0, 0)
         _keep_only(ends)
+        kernel.refuse_signals_to_others()  # kill/tgkill to itself only; no pidfd, ptrace, process_vm_*
         inbox, outbox, stdout, stderr = CELL_FDS
         message = read_frame(inbox)
         if message["type"] != EXEC:

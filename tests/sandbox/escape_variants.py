@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sandbox import Cell, ExecutionResult, Sandbox
 
-
 RESTRICTED_REFUSALS = {"ImportError", "NameError", "AttributeError", "SyntaxError", "TypeError", "KeyError"}
 """How the restricted backend says no: at compile time or at the guarded import/attribute/call."""
 

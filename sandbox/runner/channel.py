@@ -26,11 +26,13 @@ Every frame the runner sends after `exec` is sealed: its body starts with a 16-b
 HMAC-SHA256 (truncated) of the frame's sequence number (1, 2, ... as 8 big-endian bytes)
 and the JSON that follows, keyed by `key` (64 hex digits, fresh per execution). The key
 reaches the runner's supervisor only, never the process that runs the code (see
-`supervise`), so a frame the code manages to put on the channel is refused by the host.
+`worker`), so a frame the code manages to put on the channel is refused by the host.
 After `result` the supervisor closes the channel; anything more is a broken protocol.
+The same frames (unsealed) run between the supervisor and the code's process over
+private pipes (see `cell`).
 
-`pid` in `ready` is the runner's process id (also its process group: the host kills the
-group when the execution overruns). `http_response.error` is set, with a one-line
+`pid` in `ready` is the supervisor's process id (also its process group: the host kills
+the group when the execution ends). `http_response.error` is set, with a one-line
 message, when the call never reached an API (refused or unreachable); the runner then
 raises `requests.exceptions.ConnectionError`. The runner waits for one answer at a time;
 a response whose `call_id` it no longer waits for is ignored. After `result` the runner

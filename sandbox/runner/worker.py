@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import kernel
+from . import kernel, reap
 from .cell import run_cell
 from .channel import (
     EXEC,
@@ -60,7 +60,8 @@ from .limits import Limits
 SUPERVISOR_GRACE_S = 0.5
 """How long after the time limit the supervisor waits for the child's own timeout report."""
 _READ_BYTES = 1 << 16
-_SWEEP_ROUNDS = 100
+_DRAIN_READS = 64
+_EXIT_SPIN_S = 0.002
 _VIOLATION = "SandboxViolation"
 
 
@@ -132,7 +133,7 @@ def supervise(cell: PreparedCell, fd_in: int, fd_out: int, mode: str) -> None:
             supervision.send(result)
     finally:
         if supervision is None or not supervision.reaped:  # a reaped pid may already be someone else's
-            _kill_and_reap(cell.pid)
+            reap.kill_and_reap(cell.pid)
         os.close(channel_in)
         os.close(channel_out)
 
@@ -222,19 +223,32 @@ class _Supervision:
                 return None
             for fd in self.open_reads.intersection(readable):
                 self._read_child(fd)
+            if not self.open_reads:  # it closed its pipes: it is exiting (or hostile)
+                self._await_exit_briefly()
         self.ended = time.monotonic()
-        _kill_and_reap(self.cell.pid, self.seen)
+        self.seen.status = reap.ended_status(self.cell.pid)  # ended on its own: that status, not our kill's
+        reaped = reap.kill_and_reap(self.cell.pid)
         self.reaped = True
-        _sweep_orphans()
-        for fd in list(self.open_reads):
-            while fd in self.open_reads and self._read_child(fd):
-                pass
+        if reaped is not None:
+            self.seen.status = reaped[0] if self.seen.status is None else self.seen.status
+            self.seen.rusage = reaped[1]
+        reap.sweep_orphans()
+        for fd in list(self.open_reads):  # what the child wrote before it ended (bounded: pipes hold little)
+            for _ in range(_DRAIN_READS):
+                if fd not in self.open_reads or not self._read_child(fd):
+                    break
         if self.from_cell.pending:
             self.stop(_VIOLATION, f"the code's process left {len(self.from_cell.pending)} bytes of an unfinished frame")
         return self._verdict()
 
     def _child_ended(self) -> bool:
-        return os.waitid(os.P_PID, self.cell.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        return reap.ended_status(self.cell.pid) is not None
+
+    def _await_exit_briefly(self) -> None:
+        """Yield the CPU to the exiting child for a moment rather than sleep until SIGCHLD."""
+        until = time.monotonic() + _EXIT_SPIN_S
+        while time.monotonic() < until and not self._child_ended():
+            os.sched_yield()
 
     def _write_to_cell(self) -> None:
         try:
@@ -357,56 +371,3 @@ def _describe_status(status: int | None) -> str:
     if os.WIFSIGNALED(status):
         return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
     return f"exit status {os.WEXITSTATUS(status)}"
-
-
-def _kill_and_reap(pid: int, seen: _Observed | None = None) -> None:
-    """SIGKILL the child's process group and the child, then reap it (recording how it ended)."""
-    if seen is not None and seen.status is None:
-        ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        if ended is not None:  # ended on its own: keep that status, not our kill
-            seen.status = _wait_status(ended)
-    for kill in (os.killpg, os.kill):  # the child may have left its group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(pid, signal.SIGKILL)
-    try:
-        _, status, usage = os.wait4(pid, 0)
-    except ChildProcessError:
-        return
-    if seen is not None:
-        seen.status = status if seen.status is None else seen.status
-        seen.rusage = usage
-
-
-def _wait_status(ended: os.waitid_result) -> int:
-    """A `waitid` result as the status word `os.wait*` would return."""
-    if ended.si_code == os.CLD_EXITED:
-        return (ended.si_status & 0xFF) << 8
-    return ended.si_status & 0x7F
-
-
-def _children() -> list[int]:
-    """This process's children, from /proc (orphans adopted as a subreaper)."""
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    if int(handle.read().rsplit(b")", 1)[1].split()[1]) == me:
-                        found.append(int(entry))
-    return found
-
-
-def _sweep_orphans() -> None:
-    """Kill and reap every process the child left behind (they were re-parented to us)."""
-    for _ in range(_SWEEP_ROUNDS):
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] != 0:
-                continue
-        except ChildProcessError:
-            return
-        for pid in _children():
-            for kill in (os.killpg, os.kill):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(-1, 0)

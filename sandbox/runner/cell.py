@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import os
 import select
+import signal
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -28,8 +29,9 @@ from .channel import EXEC, HTTP_REQUEST, HTTP_RESPONSE, ChannelError, read_frame
 from .engines import Engine
 from .errors import ApiCallLimitExceeded
 from .execute import CellRun
-from .limits import LimitGuard, Limits, apply_rlimits, signals_deferred
+from .limits import ALARM_SIGNALS, LimitGuard, Limits, apply_rlimits, signals_deferred
 
+_WARM_UP = {"code": "import json\nprint(json.dumps({'warm': [1, 2.5, 'up']}))\n", "replay": [], "preset": {}}
 CELL_FDS = (3, 4, 5, 6)
 """Where the cell's inbox, outbox, stdout and stderr pipes are in its descriptor table."""
 _SCRATCH_FD = 64
@@ -87,6 +89,13 @@ def _keep_only(ends: tuple[int, ...]) -> None:
                 os.close(fd)
 
 
+def _warm_up(engine: Engine) -> None:
+    """Run a trivial cell, its output dropped, while waiting: the memory pages that running a cell
+    writes to are copied from the parent now (copy-on-write), not on the next execution's clock."""
+    CellRun(engine, _WARM_UP, Limits()).run()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ALARM_SIGNALS)
+
+
 def run_cell(engine: Engine, lock_down: Callable[[], None] | None, ends: tuple[int, int, int, int], parent: int) -> NoReturn:
     """Body of the forked cell process: wait for the `exec`, run it, report, exit."""
     status = _SETUP_FAILED
@@ -98,6 +107,7 @@ def run_cell(engine: Engine, lock_down: Callable[[], None] | None, ends: tuple[i
         _keep_only(ends)
         kernel.refuse_signals_to_others()  # kill/tgkill to itself only; no pidfd, ptrace, process_vm_*
         inbox, outbox, stdout, stderr = CELL_FDS
+        _warm_up(engine)
         message = read_frame(inbox)
         if message["type"] != EXEC:
             raise ChannelError(f"expected an exec message, got {message['type']!r}")

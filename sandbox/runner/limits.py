@@ -19,7 +19,7 @@ from typing import Any
 from .channel import write_all
 from .errors import CpuLimitExceeded, ExecutionTimeout, OutputLimitExceeded, SandboxLimitExceeded
 
-_ALARM_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
+ALARM_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
 _REPEAT_S = 0.2
 """After a time limit fires, it fires again this often until the code gives up."""
 _OPEN_FILES = 64
@@ -66,7 +66,7 @@ def peak_memory_kb() -> int:
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold the time-limit signals while a frame is written or read, so no frame is cut."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM_SIGNALS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ALARM_SIGNALS)
     try:
         yield
     finally:
@@ -152,4 +152,4 @@ class LimitGuard:
     def disarm(self) -> None:
         self.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, ALARM_SIGNALS)

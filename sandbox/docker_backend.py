@@ -7,7 +7,8 @@ calls still go through the host's gateway, and the container is removed afterwar
 whatever happened. Containers have no network, a read-only root, a small tmpfs `/tmp`
 (the code's working directory), no capabilities, no-new-privileges, a non-root user,
 pids/memory/CPU limits and no log driver. The image is `python -m sandbox build-image`'s.
-With `audit_hook=True` the runner also installs the process backend's audit hook.
+The runner installs the process backend's audit hook too (`audit_hook=False` turns it
+off), so the same code gets the same verdict on `process` and `docker`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class DockerSandbox(Sandbox):
         pids: int = 64,
         tmp_mb: int = 64,
         threads: int | None = None,
-        audit_hook: bool = False,
+        audit_hook: bool = True,
     ) -> None:
         super().__init__(limits)
         if pool_size < 1 or (concurrency is not None and concurrency < 1):
@@ -106,7 +107,7 @@ class DockerSandbox(Sandbox):
             writer = None
             try:
                 reader, writer = await attached_streams(warm.sock)
-                outcome = await run_exchange(reader, writer, cell, self.limits, tools, self.name)
+                outcome = await run_exchange(reader, writer, cell, self.limits, tools, self.name, await_close=False)
                 return outcome.result
             finally:
                 pool.discard(warm)  # closes the socket; the container goes, whatever it is doing

@@ -1,14 +1,18 @@
 """One execution's conversation with a runner, seen from the host, for every backend.
 
-The runner is treated as untrusted: every field of its `result` is checked and bounded,
-the call cap is enforced here too, and the whole conversation has a hard deadline a
-little after the runner's own. Whatever goes wrong ends as a failed `ExecutionResult`.
+The runner is treated as untrusted: every frame after `exec` must carry the seal of the
+execution's key (which only the runner's supervisor holds, never the code), every field
+of its `result` is checked and bounded, the call cap is enforced here too, the channel
+must close right after the one `result`, and the whole conversation has a hard deadline
+a little after the runner's own. Whatever goes wrong ends as a failed `ExecutionResult`:
+one extra frame, a frame without the seal or garbage is never a success.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,19 +23,22 @@ from codetool.text import truncate
 from sandbox.channel import (
     EXEC,
     HTTP_REQUEST,
+    KEY_BYTES,
     RESULT,
     ChannelClosed,
     ChannelError,
     Message,
     read_message,
+    read_sealed_message,
     ready_pid,
     write_message,
 )
 from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.tool_calls import ToolCallServer, too_large_response
 
-GRACE_S = 1.0
+GRACE_S = 2.0
 """How long after the time limit the host waits for the runner's own timeout report."""
+VIOLATION = "SandboxViolation"
 _ERROR_CHARS = 600
 _TRACEBACK_CHARS = 4000
 
@@ -52,14 +59,20 @@ async def run_exchange(
     tools: ToolHandler | None,
     backend: str,
     on_ready: Callable[[int], None] | None = None,
+    await_close: bool = True,
 ) -> ExchangeOutcome:
     """Send `cell` to a fresh runner, serve its calls, collect its result.
 
     `exec` is sent at once; the runner's `ready` (its pid, handed to `on_ready` so the
-    caller can kill it) is read after that, saving a round trip.
+    caller can kill it) is read after that, saving a round trip. With `await_close`, the
+    channel must then close with nothing more on it. (A container's stdout closes only
+    when its init has exited, tens of milliseconds later; by the time the result is sent,
+    every process that ran code has been killed and reaped by the supervisor, so nothing
+    is left that could write after it.)
     """
     calls = ToolCallServer(tools, limits.max_api_calls)
     started = time.perf_counter()
+    key = secrets.token_bytes(KEY_BYTES)
 
     def failed(error_type: str, reason: str, timed_out: bool = False) -> ExchangeOutcome:
         result = ExecutionResult(
@@ -75,26 +88,38 @@ async def run_exchange(
 
     try:
         async with asyncio.timeout(limits.timeout_s + GRACE_S):
-            message = await _converse(reader, writer, _exec_message(cell, limits), calls, on_ready)
+            message = await _converse(reader, writer, _exec_message(cell, limits, key), calls, on_ready, key)
+            if await_close:
+                await _closed_after_result(reader)
     except TimeoutError:
         reason = f"the code ran longer than the {limits.timeout_s:g} s time limit and was killed"
         return failed("ExecutionTimeout", reason, timed_out=True)
     except ChannelClosed:
         return failed("SandboxCrash", "the sandbox process ended without a result (killed by a limit, or crashed)")
     except ChannelError as exc:
-        return failed("SandboxCrash", f"the sandbox broke the protocol ({exc})")
+        return failed(VIOLATION, f"the sandbox broke the protocol ({exc})")
     result = _checked_result(message, limits, calls, backend, time.perf_counter() - started)
     return ExchangeOutcome(result, finished=True)
 
 
-def _exec_message(cell: Cell, limits: SandboxLimits) -> Message:
+def _exec_message(cell: Cell, limits: SandboxLimits, key: bytes) -> Message:
     return {
         "type": EXEC,
         "code": cell.code,
         "replay": list(cell.replay),
         "preset": dict(cell.preset),
         "limits": limits.model_dump(),
+        "key": key.hex(),
     }
+
+
+async def _closed_after_result(reader: asyncio.StreamReader) -> None:
+    """Wait for the end of the channel after `result`; `ChannelError` if anything else comes."""
+    try:
+        await read_message(reader)
+    except ChannelClosed:
+        return
+    raise ChannelError("more came after the result")
 
 
 async def _converse(
@@ -103,6 +128,7 @@ async def _converse(
     exec_message: Message,
     calls: ToolCallServer,
     on_ready: Callable[[int], None] | None,
+    key: bytes,
 ) -> Message:
     try:
         await write_message(writer, exec_message)
@@ -113,7 +139,8 @@ async def _converse(
     pid = ready_pid(await read_message(reader))
     if on_ready is not None:
         on_ready(pid)
-    reading: asyncio.Future[Message] = asyncio.ensure_future(read_message(reader))
+    received = 1
+    reading: asyncio.Future[Message] = asyncio.ensure_future(read_sealed_message(reader, key, received))
     answering: asyncio.Task[Message] | None = None
     try:
         while True:
@@ -132,7 +159,8 @@ async def _converse(
             if answering is not None:  # the runner stopped waiting for it (time limit)
                 answering.cancel()
             answering = asyncio.create_task(calls.answer(message))
-            reading = asyncio.ensure_future(read_message(reader))
+            received += 1
+            reading = asyncio.ensure_future(read_sealed_message(reader, key, received))
     finally:
         pending = [task for task in (reading, answering) if task is not None and not task.done()]
         for task in pending:

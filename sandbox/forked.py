@@ -38,5 +38,4 @@ class ForkedSandbox(Sandbox):
     async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
         async with self._slots, self._server.child() as child:
             outcome = await run_exchange(child.reader, child.writer, cell, self.limits, tools, self.name, child.on_ready)
-            child.finished = outcome.finished
             return outcome.result

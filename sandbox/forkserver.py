@@ -22,7 +22,7 @@ import struct
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +139,6 @@ class Child:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     pid: int | None = None
-    finished: bool = field(default=False)
-    """Set once it delivered its result; an unfinished child is killed on release."""
 
     def on_ready(self, pid: int) -> None:
         self.pid = pid
@@ -237,7 +235,7 @@ class ForkServer:
 
     @contextlib.asynccontextmanager
     async def child(self) -> AsyncIterator[Child]:
-        """A connection to a fresh child for one execution; killed on exit unless it finished.
+        """A connection to a fresh child for one execution; its process group is killed on exit.
 
         The child's `ready` is left for the caller to read (`sandbox.exchange` does), so the
         `exec` can be sent without waiting a round trip.
@@ -248,7 +246,7 @@ class ForkServer:
             yield child
         finally:
             self._children.discard(child)
-            if not child.finished and child.pid is not None:
+            if child.pid is not None:  # finished or not: nothing of the execution outlives it
                 self._kill_child(child.pid)
             child.writer.close()
             with contextlib.suppress(Exception):

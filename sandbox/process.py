@@ -14,6 +14,10 @@ layers, each one reported at start-up (`ProcessSandbox.layers`), strongest first
 * `audit hook` (PEP 578): refuses process creation, sockets, ctypes, signals, and files
   outside the working directory; the last layer, not a boundary on its own.
 
+As on every backend, the code runs in a child of a supervising runner process that alone
+holds the host's channel, under a seccomp filter that lets it signal no process but itself
+(`sandbox.runner.worker`, `sandbox.runner.kernel`).
+
 A layer the OS refuses is logged once, at start, and the rest still apply. The `restricted`
 backend (`sandbox.restricted`) is this backend with the runner in RestrictedPython mode.
 """

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ.update(HOME=args.workdir, TMPDIR=args.workdir)
         lock_down = functools.partial(audit_hook.install, os.getcwd(), audit_hook.python_roots()) if args.audit_hook else None
         serve_one(0, 1, engine, lock_down)
+        os._exit(0)  # the channel is closed and the code's processes are gone: skip interpreter shutdown
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ One execution is one conversation:
     runner -> host  ready          {protocol, pid, mode}
     host -> runner  exec           {code, replay: [str], preset: {name: JSON},
                                     limits: {timeout_s, cpu_s, memory_mb,
-                                             output_bytes, max_api_calls}}
+                                             output_bytes, max_api_calls},
+                                    key}
     runner -> host  http_request   {call_id, method, url, params, headers, json,
                                     data, timeout}                 (zero or more)
     host -> runner  http_response  {call_id, status, headers, body, error}
@@ -21,8 +22,17 @@ One execution is one conversation:
                                     error_type, traceback, timed_out, duration_s,
                                     peak_memory_kb}
 
-`pid` in `ready` is the runner's process id (also its process group: the host kills the
-group when the execution overruns). `http_response.error` is set, with a one-line
+Every frame the runner sends after `exec` is sealed: its body starts with a 16-byte
+HMAC-SHA256 (truncated) of the frame's sequence number (1, 2, ... as 8 big-endian bytes)
+and the JSON that follows, keyed by `key` (64 hex digits, fresh per execution). The key
+reaches the runner's supervisor only, never the process that runs the code (see
+`worker`), so a frame the code manages to put on the channel is refused by the host.
+After `result` the supervisor closes the channel; anything more is a broken protocol.
+The same frames (unsealed) run between the supervisor and the code's process over
+private pipes (see `cell`).
+
+`pid` in `ready` is the supervisor's process id (also its process group: the host kills
+the group when the execution ends). `http_response.error` is set, with a one-line
 message, when the call never reached an API (refused or unreachable); the runner then
 raises `requests.exceptions.ConnectionError`. The runner waits for one answer at a time;
 a response whose `call_id` it no longer waits for is ignored. After `result` the runner
@@ -32,12 +42,14 @@ exits; a host that stops reading (timeout, crash) kills it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import struct
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 READY = "ready"
@@ -48,6 +60,8 @@ RESULT = "result"
 MESSAGE_TYPES = frozenset({READY, EXEC, HTTP_REQUEST, HTTP_RESPONSE, RESULT})
 
 _HEADER = struct.Struct(">I")
+KEY_BYTES = 32
+SEAL_BYTES = 16
 
 Message = dict[str, Any]
 
@@ -93,6 +107,45 @@ def decode_body(body: bytes) -> Message:
     return message
 
 
+def seal(key: bytes, seq: int, body: bytes) -> bytes:
+    """The seal of frame number `seq` with JSON `body`, under `key`."""
+    return hmac.new(key, seq.to_bytes(8, "big") + body, hashlib.sha256).digest()[:SEAL_BYTES]
+
+
+def encode_sealed_frame(message: Message, key: bytes, seq: int, max_bytes: int = MAX_FRAME_BYTES) -> bytes:
+    """The frame for `message` with its seal before the JSON."""
+    body = encode_frame(message, max_bytes - SEAL_BYTES)[_HEADER.size :]
+    return _HEADER.pack(SEAL_BYTES + len(body)) + seal(key, seq, body) + body
+
+
+def open_sealed_body(body: bytes, key: bytes, seq: int) -> Message:
+    """The message in a sealed frame body; `ChannelError` unless the seal is right for `seq`."""
+    mac, payload = body[:SEAL_BYTES], body[SEAL_BYTES:]
+    if len(mac) < SEAL_BYTES or not hmac.compare_digest(mac, seal(key, seq, payload)):
+        raise ChannelError(f"frame {seq} does not carry the supervisor's seal (sent by someone else, or garbled)")
+    return decode_body(payload)
+
+
+class FrameBuffer:
+    """Splits bytes read without blocking into messages (for peers that may stall mid-frame)."""
+
+    def __init__(self, max_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.pending = bytearray()
+
+    def feed(self, data: bytes) -> list[Message]:
+        """Every message completed by `data`; `ChannelError` on garbage or an oversized frame."""
+        self.pending += data
+        messages = []
+        while len(self.pending) >= _HEADER.size:
+            length = body_length(bytes(self.pending[: _HEADER.size]), self.max_bytes)
+            if len(self.pending) < _HEADER.size + length:
+                break
+            messages.append(decode_body(bytes(self.pending[_HEADER.size : _HEADER.size + length])))
+            del self.pending[: _HEADER.size + length]
+        return messages
+
+
 def ready_pid(message: Message) -> int:
     """The runner's pid from its `ready` message; `ChannelError` if it is not one we speak."""
     if message.get("type") != READY or message.get("protocol") != PROTOCOL_VERSION:
@@ -128,7 +181,12 @@ def read_frame(fd: int, max_bytes: int = MAX_FRAME_BYTES) -> Message:
 
 def write_frame(fd: int, message: Message, max_bytes: int = MAX_FRAME_BYTES) -> None:
     """Write one whole message to `fd`."""
-    view = memoryview(encode_frame(message, max_bytes))
+    write_all(fd, encode_frame(message, max_bytes))
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to the blocking descriptor `fd`; `ChannelClosed` if the reader is gone."""
+    view = memoryview(data)
     while view:
         try:
             written = os.write(fd, view)
@@ -142,6 +200,10 @@ def write_frame(fd: int, message: Message, max_bytes: int = MAX_FRAME_BYTES) -> 
 
 async def read_message(reader: asyncio.StreamReader, max_bytes: int = MAX_FRAME_BYTES) -> Message:
     """Read one message; `ChannelClosed` on a clean end of stream."""
+    return decode_body(await _read_body(reader, max_bytes))
+
+
+async def _read_body(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     try:
         header = await reader.readexactly(_HEADER.size)
     except asyncio.IncompleteReadError as exc:
@@ -155,7 +217,12 @@ async def read_message(reader: asyncio.StreamReader, max_bytes: int = MAX_FRAME_
         body = await reader.readexactly(length)
     except (asyncio.IncompleteReadError, ConnectionError):
         raise ChannelError("the channel closed in the middle of a frame") from None
-    return decode_body(body)
+    return body
+
+
+async def read_sealed_message(reader: asyncio.StreamReader, key: bytes, seq: int, max_bytes: int = MAX_FRAME_BYTES) -> Message:
+    """Read frame number `seq` of the runner, checking its seal (see the module docstring)."""
+    return open_sealed_body(await _read_body(reader, max_bytes), key, seq)
 
 
 async def write_message(writer: asyncio.StreamWriter, message: Message, max_bytes: int = MAX_FRAME_BYTES) -> None:

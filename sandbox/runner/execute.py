@@ -26,7 +26,7 @@ def replay_filename(step: int) -> str:
 class CellRun:
     """The state of one execution: sources by file name, output, limit guard, namespace."""
 
-    def __init__(self, engine: Engine, message: dict[str, Any], limits: Limits) -> None:
+    def __init__(self, engine: Engine, message: dict[str, Any], limits: Limits, stdout_fd: int | None = None, stderr_fd: int | None = None) -> None:
         replay = [str(source) for source in message.get("replay") or []]
         self.replay_steps = {replay_filename(step): step for step in range(1, len(replay) + 1)}
         self.sources = {replay_filename(step): source for step, source in enumerate(replay, 1)}
@@ -34,8 +34,8 @@ class CellRun:
         self.engine = engine
         self.limits = limits
         self.guard = LimitGuard(limits)
-        self.output = CappedOutput(limits.output_bytes, self.guard)
-        self.errors = CappedOutput(limits.output_bytes, self.guard)
+        self.output = CappedOutput(limits.output_bytes, self.guard, stdout_fd)
+        self.errors = CappedOutput(limits.output_bytes, self.guard, stderr_fd)
         # a JSON round trip gives the code its own copies of the preset values
         self.preset = json.loads(json.dumps(message.get("preset") or {}))
         self.current = CODE_FILENAME

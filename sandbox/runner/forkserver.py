@@ -3,8 +3,8 @@
 The server imports everything, builds the engine, then forks `spares` children and keeps
 that many waiting. A waiting child applies its confinement (`confine`), accepts one
 connection on the server's Unix socket, tells the server (which forks its replacement),
-moves into its own process group and holds one ordinary conversation on that connection
-as fd 0/1 (`worker.serve_one`), then exits. Each child starts from the server's state:
+moves into its own process group and supervises one execution on that connection as fd
+0/1 (`worker.supervise`; the code runs in a child it forked while waiting), then exits. Each child starts from the server's state:
 modules imported and the engine built, nothing of any earlier execution. The server
 exits, killing its waiting children, when the host closes its stdin (the control pipe);
 waiting children stay in the server's process group, so killing that group also clears
@@ -27,12 +27,11 @@ import select
 import signal
 import socket
 import struct
-from collections.abc import Callable
 
 from . import audit_hook, confine
 from .channel import PROTOCOL_VERSION, READY, write_frame
 from .engines import Engine
-from .worker import serve_one
+from .worker import PreparedCell, prepare_cell, supervise
 
 _BACKLOG = 64
 _REAP_EVERY_S = 1.0
@@ -131,19 +130,20 @@ class _Server:
             workdir = confine.enter(self.confinement, uid)
             if os.getppid() != self.pid:  # the server died before the parent-death signal was set
                 return
+            lock_down = None
+            if self.confinement.audit_hook:
+                lock_down = functools.partial(audit_hook.install, workdir or os.getcwd(), self.read_roots)
+            cell = prepare_cell(self.engine, lock_down)  # the code's own process, forked ahead
             # a blocking accept: the kernel wakes one waiting child per connection
             connection, _ = self.listener.accept()
             os.write(self.taken_w, _PID.pack(os.getpid()))
             os.setpgid(0, 0)  # its own group, which the host kills on overrun
-            lock_down = None
-            if self.confinement.audit_hook:
-                lock_down = functools.partial(audit_hook.install, workdir or os.getcwd(), self.read_roots)
-            self._become_worker(connection, lock_down)
+            self._become_worker(connection, cell)
             status = 0
         finally:
             os._exit(status)
 
-    def _become_worker(self, connection: socket.socket, lock_down: Callable[[], None] | None) -> None:
+    def _become_worker(self, connection: socket.socket, cell: PreparedCell) -> None:
         os.close(self.taken_w)
         self.listener.close()
         fd = connection.detach()
@@ -153,7 +153,7 @@ class _Server:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 2)
         os.close(devnull)
-        serve_one(0, 1, self.engine, lock_down)
+        supervise(cell, 0, 1, self.engine.mode)
 
     def run(self, control_out: int, layers: dict[str, str]) -> None:
         for _ in range(self.spares):

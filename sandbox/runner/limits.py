@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import resource
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .channel import write_all
 from .errors import CpuLimitExceeded, ExecutionTimeout, OutputLimitExceeded, SandboxLimitExceeded
 
-_ALARM_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
+ALARM_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
 _REPEAT_S = 0.2
 """After a time limit fires, it fires again this often until the code gives up."""
 _OPEN_FILES = 64
@@ -64,7 +66,7 @@ def peak_memory_kb() -> int:
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold the time-limit signals while a frame is written or read, so no frame is cut."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM_SIGNALS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ALARM_SIGNALS)
     try:
         yield
     finally:
@@ -72,11 +74,19 @@ def signals_deferred() -> Iterator[None]:
 
 
 class CappedOutput(io.TextIOBase):
-    """A text stream that keeps at most `limit` UTF-8 bytes, or discards all while muted."""
+    """A text stream that keeps at most `limit` UTF-8 bytes, or discards all while muted.
 
-    def __init__(self, limit: int, guard: LimitGuard) -> None:
+    With a `sink` descriptor, what it is given is also written there as it comes (the
+    supervisor's capture, which holds even if this process is killed), up to the write
+    that crosses the limit, and by this process only: a copy the code forked writes
+    nowhere.
+    """
+
+    def __init__(self, limit: int, guard: LimitGuard, sink: int | None = None) -> None:
         super().__init__()
         self.limit = limit
+        self.sink = sink
+        self._owner = os.getpid()
         self.muted = False
         self.truncated = False
         self._guard = guard
@@ -96,11 +106,17 @@ class CappedOutput(io.TextIOBase):
         if len(data) <= room:
             self._parts.append(text)
             self._size += len(data)
+            self._forward(data)
             return len(text)
         self._parts.append(data[:room].decode("utf-8", errors="ignore"))
         self._size = self.limit
+        self._forward(data[: room + 1])  # a byte over: the supervisor sees the limit crossed too
         self.truncated = True
         raise self._guard.hit(OutputLimitExceeded(f"the output exceeded the {self.limit}-byte limit"))
+
+    def _forward(self, data: bytes) -> None:
+        if self.sink is not None and data and os.getpid() == self._owner:
+            write_all(self.sink, data)
 
     def getvalue(self) -> str:
         return "".join(self._parts)
@@ -136,4 +152,4 @@ class LimitGuard:
     def disarm(self) -> None:
         self.armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.pthread_sigmask(signal.SIG_BLOCK, _ALARM_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, ALARM_SIGNALS)

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from sandbox import Sandbox, SandboxLimits, create_sandbox
 
 BACKENDS = ["restricted", "process", pytest.param("docker", marks=pytest.mark.docker)]
+ESCAPE_LIMITS = SandboxLimits(timeout_s=4, cpu_s=4, memory_mb=256, output_bytes=20_000, max_api_calls=3)
 TEST_LIMITS = SandboxLimits(timeout_s=10, cpu_s=10, memory_mb=512, output_bytes=64_000, max_api_calls=20)
 
 MakeSandbox = Callable[..., Awaitable[Sandbox]]
@@ -83,3 +85,26 @@ async def make_sandbox(backend: str) -> AsyncIterator[MakeSandbox]:
 @pytest.fixture
 async def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
     return await make_sandbox()
+
+
+VARIANTS = [
+    pytest.param(("restricted", {}), id="restricted"),
+    pytest.param(("process", {}), id="process"),
+    pytest.param(("process", {"audit_hook": False}), id="process-no-hook"),
+    pytest.param(("docker", {}), id="docker", marks=pytest.mark.docker),
+    pytest.param(("docker", {"audit_hook": False}), id="docker-no-hook", marks=pytest.mark.docker),
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=VARIANTS)
+async def escape_variant(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Sandbox, bool]]:
+    """A started sandbox for the escape suites, and whether it runs with its in-sandbox policy.
+
+    Each backend as configured by default, and `process` and `docker` without the audit hook
+    too, so that what the supervisor and the operating system do is tested on its own, with
+    code that can reach its descriptors, fork and exec.
+    """
+    backend, extra = request.param
+    options: dict[str, Any] = {**open_sandbox_options(backend, pool_size=2), **extra}
+    async with create_sandbox(backend, ESCAPE_LIMITS, **options) as sandbox:
+        yield sandbox, extra.get("audit_hook", True)

@@ -14,6 +14,7 @@ import pytest
 
 from sandbox.channel import (
     HTTP_REQUEST,
+    PROTOCOL_VERSION,
     READY,
     ChannelClosed,
     ChannelError,
@@ -102,8 +103,9 @@ def test_end_of_stream_at_a_boundary_is_closed_and_mid_frame_is_an_error(pipe: t
 
 
 def test_ready_pid_checks_the_protocol_version() -> None:
-    assert ready_pid({"type": READY, "protocol": 1, "pid": 4321}) == 4321
-    for bad in ({"type": READY, "protocol": 99, "pid": 4321}, {"type": "result"}, {"type": READY, "protocol": 1, "pid": "1"}):
+    assert ready_pid({"type": READY, "protocol": PROTOCOL_VERSION, "pid": 4321}) == 4321
+    stale = {"type": READY, "protocol": PROTOCOL_VERSION - 1, "pid": 4321}
+    for bad in (stale, {"type": "result"}, {"type": READY, "protocol": PROTOCOL_VERSION, "pid": "1"}):
         with pytest.raises(ChannelError):
             ready_pid(bad)
 

@@ -129,9 +129,9 @@ async def test_processes_left_behind_are_killed(bare: ProcessSandbox) -> None:
     )
     result = await bare.execute(Cell(code=code))
     assert result.ok and result.stdout == "left one behind\n", result.error
-    if ROOT:  # only the waiting spares may keep a sandbox uid
+    if ROOT:  # only the waiting spares (each with the child forked for its cell) may keep a sandbox uid
         first, count = bare.uid_first, bare.uid_count
-        await until(lambda: len(_host_processes_in_uids(first, count)) == bare.pool_size, "the orphan to be killed")
+        await until(lambda: len(_host_processes_in_uids(first, count)) == 2 * bare.pool_size, "the orphan to be killed")
 
 
 async def test_a_fork_bomb_is_stopped_by_the_process_limit(bare: ProcessSandbox) -> None:

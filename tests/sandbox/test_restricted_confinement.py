@@ -58,15 +58,34 @@ def _is_runner(pid: int) -> bool:
 
 
 def _busy_children(server: int) -> set[int]:
-    """Children holding an execution: runners that lead a process group of their own, forked by a runner.
+    """Supervisors holding an execution: runners forked by the fork server that lead a process group of their own.
 
-    `server` is the host's child: the fork server itself, or bwrap with the server inside.
+    `server` is the host's child: the fork server itself, or bwrap with the server inside. Waiting spares
+    stay in the server's group; the code's own process (forked ahead by each spare) is a grandchild.
     """
     table = processes()
-    return {
-        pid for pid in _descendants(server)
-        if pid in table and table[pid].pgid == pid and _is_runner(pid) and _is_runner(table[pid].ppid)
-    }  # fmt: skip
+    runners = {pid for pid in _descendants(server) | {server} if pid in table and _is_runner(pid)}
+    top = {pid for pid in runners if table[pid].ppid not in runners}
+    return {pid for pid in runners if table[pid].pgid == pid and table[pid].ppid in top}
+
+
+def _cell_of(supervisor: int) -> int:
+    """The process that runs the code of the execution `supervisor` holds."""
+    table = processes()
+    [cell] = [pid for pid, p in table.items() if p.ppid == supervisor and p.state not in "ZX" and _is_runner(pid)]
+    return cell
+
+
+def _view(child: int, tmp_path: Path) -> tuple:
+    """What the host sees of `child`: status, limits, namespaces (its and ours), host paths it sees, its mounts."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{child}/status").read_text().splitlines())
+    limits = Path(f"/proc/{child}/limits").read_text()
+    namespaces = {kind: os.readlink(f"/proc/{child}/ns/{kind}") for kind in ("net", "mnt", "pid")}
+    ours = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("net", "mnt", "pid")}
+    sees_host_tmp = os.path.exists(f"/proc/{child}/root{tmp_path}")
+    sees_etc = os.path.exists(f"/proc/{child}/root/etc/passwd")
+    mounts = Path(f"/proc/{child}/mountinfo").read_text().splitlines()
+    return status, limits, namespaces, ours, sees_host_tmp, sees_etc, mounts
 
 
 def _start_time(pid: int) -> str | None:
@@ -110,33 +129,30 @@ async def test_a_child_holding_an_execution_is_confined(restricted: RestrictedSa
     running = asyncio.create_task(restricted.execute(Cell(code=HOLD), handler))
     try:
         await asyncio.wait_for(handler.entered.wait(), WAIT_S)
-        [child] = _busy_children(restricted.server.pid)
-        status = dict(line.split(":", 1) for line in Path(f"/proc/{child}/status").read_text().splitlines())
-        limits = Path(f"/proc/{child}/limits").read_text()
-        namespaces = {kind: os.readlink(f"/proc/{child}/ns/{kind}") for kind in ("net", "mnt", "pid")}
-        ours = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("net", "mnt", "pid")}
-        sees_host_tmp = os.path.exists(f"/proc/{child}/root{tmp_path}")
-        sees_etc = os.path.exists(f"/proc/{child}/root/etc/passwd")
-        mounts = Path(f"/proc/{child}/mountinfo").read_text().splitlines()
+        [supervisor] = _busy_children(restricted.server.pid)
+        cell = _cell_of(supervisor)
+        seen = {child: _view(child, tmp_path) for child in (supervisor, cell)}
     finally:
         handler.gate.set()
         result = await running
     assert result.ok and result.stdout == "answered\n", result.error
 
-    assert status["NoNewPrivs"].strip() == "1"
-    assert int(status["CapEff"], 16) == 0
-    uid = int(status["Uid"].split()[0])
-    if ROOT:
-        assert restricted.uid_first <= uid < restricted.uid_first + restricted.uid_count
-    limit_of = {line[:26].strip(): line[26:].split() for line in limits.splitlines()[1:]}
-    assert limit_of["Max address space"][:2] == [str(LIMITS.memory_mb * 1024 * 1024)] * 2
-    assert limit_of["Max cpu time"][0] == str(LIMITS.cpu_s)
-    assert namespaces["net"] != ours["net"]
-    if restricted.layers[LAYER_FILESYSTEM] == ON:
-        assert namespaces["mnt"] != ours["mnt"] and namespaces["pid"] != ours["pid"]
-        assert not sees_host_tmp and not sees_etc
-        usr = next(line.split() for line in mounts if line.split()[4] == "/usr")
-        assert "ro" in usr[5].split(","), usr  # the mount's own options: read-only
+    for child, (status, limits, namespaces, ours, sees_host_tmp, sees_etc, mounts) in seen.items():
+        assert status["NoNewPrivs"].strip() == "1"
+        assert int(status["CapEff"], 16) == 0
+        uid = int(status["Uid"].split()[0])
+        if ROOT:
+            assert restricted.uid_first <= uid < restricted.uid_first + restricted.uid_count
+        if child == cell:  # the code's process carries the execution's rlimits; its supervisor is runner code
+            limit_of = {line[:26].strip(): line[26:].split() for line in limits.splitlines()[1:]}
+            assert limit_of["Max address space"][:2] == [str(LIMITS.memory_mb * 1024 * 1024)] * 2
+            assert limit_of["Max cpu time"][0] == str(LIMITS.cpu_s)
+        assert namespaces["net"] != ours["net"]
+        if restricted.layers[LAYER_FILESYSTEM] == ON:
+            assert namespaces["mnt"] != ours["mnt"] and namespaces["pid"] != ours["pid"]
+            assert not sees_host_tmp and not sees_etc
+            usr = next(line.split() for line in mounts if line.split()[4] == "/usr")
+            assert "ro" in usr[5].split(","), usr  # the mount's own options: read-only
 
 
 async def test_no_process_of_an_execution_outlives_its_answer(restricted: RestrictedSandbox) -> None:

@@ -88,11 +88,17 @@ async def test_an_echoed_bearer_token_never_reaches_the_cell(leaky: LeakyUpstrea
     assert leaked(TMDB_REAL, json.dumps([call.model_dump(mode="json") for call in session.calls])) == []
 
 
-@pytest.mark.parametrize("encoding", list(ENCODINGS))
-@pytest.mark.parametrize("carrier", ["json", "error", "split"])
+# a header cannot hold a line break or NUL, and short echoes split in two fall below the fragment size
+KEY_CASES = [
+    (encoding, carrier)
+    for carrier in ("json", "error", "split")
+    for encoding in ENCODINGS
+    if not (carrier == "split" and encoding in (*NOT_IN_HEADERS, *SHORT_LEAKS))
+]
+
+
+@pytest.mark.parametrize(("encoding", "carrier"), KEY_CASES)
 async def test_an_echoed_toolbench_key_never_reaches_the_cell(leaky: LeakyUpstream, encoding: str, carrier: str) -> None:
-    if carrier == "split" and encoding in (*NOT_IN_HEADERS, *SHORT_LEAKS):
-        pytest.skip("a header cannot hold a line break or NUL; short echoes split in two fall below the fragment size")
     body = {"category": "c", "tool_name": "t", "api_name": "a", "tool_input": {}, "toolbench_key": TOOLBENCH_KEY_MASK}
     async with ToolGateway() as gateway:
         response = await gateway.session(stb_toolset(f"{leaky.base_url}/reflect/{encoding}/{carrier}"))(

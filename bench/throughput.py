@@ -106,19 +106,22 @@ def main() -> None:
     chains = [chain_steps(len(q.get("api_list") or ()), args.steps) for q in raw]
     per_step = args.latency + args.prm_latency
     sample = min(args.sequential_sample or args.queries, args.queries)
-    rows: list[dict[str, Any]] = []
+    report = describe(args, chains, per_step)
+    print_header(report)
     with ModelServers(chain_queries(raw), args.steps, args.latency, args.prm_latency) as servers, \
             tempfile.TemporaryDirectory() as folder:  # fmt: skip
         servers.counters()
         started = time.perf_counter()
         reference = asyncio.run(run_reference(args, servers, sample))
         reference_wall = (time.perf_counter() - started) * args.queries / sample
-        rows.append({"design": "reference", "backend": "python -c", "concurrency": 1, "wall_s": reference_wall,
-                     "measured_queries": sample, "ideal_s": ideal_wall(chains, per_step, 1), **reference,
-                     "server": servers.counters()})  # fmt: skip
+        add_row(report, {"design": "reference", "backend": "python -c", "concurrency": 1, "wall_s": reference_wall,
+                         "measured_queries": sample, "ideal_s": ideal_wall(chains, per_step, 1), **reference,
+                         "server": servers.counters()}, reference_wall)  # fmt: skip
         for backend in args.backends:
-            if backend == "docker" and not docker_available():
-                print("docker: skipped (no Docker engine reachable)", file=sys.stderr)
+            missing = docker_missing() if backend == "docker" else None
+            if missing:
+                print(f"docker: skipped ({missing})", flush=True)
+                report["skipped"] = {"docker": missing}
                 continue
             for concurrency in args.concurrency:
                 measured = sample if concurrency == 1 else args.queries
@@ -127,63 +130,75 @@ def main() -> None:
                 ran = figures.pop("chains")
                 if args.base_url:  # a real model chooses its own chains: the ideal follows what it did
                     chains = (ran * args.queries)[: args.queries]
-                rows.append({"design": "ours", "backend": backend, "concurrency": concurrency,
-                             "measured_queries": measured, "ideal_s": ideal_wall(chains, per_step, concurrency),
-                             **figures})  # fmt: skip
-    report = summarize(args, chains, per_step, rows, reference_wall)
-    print_table(report)
+                add_row(report, {"design": "ours", "backend": backend, "concurrency": concurrency,
+                                 "measured_queries": measured, "ideal_s": ideal_wall(chains, per_step, concurrency),
+                                 **figures}, reference_wall)  # fmt: skip
+    print("* measured on a sample of the queries, one after another, and scaled to all of them")
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
-def summarize(args: argparse.Namespace, chains: list[int], per_step: float, rows: list[dict[str, Any]],
-              reference_wall: float) -> dict[str, Any]:  # fmt: skip
-    for row in rows:
-        row["queries_per_s"] = args.queries / row["wall_s"]
-        row["ratio_to_ideal"] = row["wall_s"] / row["ideal_s"]
-        row["speedup_over_reference"] = reference_wall / row["wall_s"]
+def describe(args: argparse.Namespace, chains: list[int], per_step: float) -> dict[str, Any]:
     return {
         "queries": args.queries, "steps_max": args.steps, "n": args.n, "latency_s": args.latency,
         "prm_latency_s": args.prm_latency, "chain_steps": {str(k): chains.count(k) for k in sorted(set(chains))},
-        "ideal_fully_parallel_s": ideal_wall(chains, per_step, len(chains)), "rows": rows,
+        "ideal_fully_parallel_s": ideal_wall(chains, per_step, len(chains)), "rows": [],
     }  # fmt: skip
 
 
-def print_table(report: dict[str, Any]) -> None:
+def add_row(report: dict[str, Any], row: dict[str, Any], reference_wall: float) -> None:
+    """Complete `row` with its ratios, keep it in `report` and print it."""
+    row["queries_per_s"] = report["queries"] / row["wall_s"]
+    row["ratio_to_ideal"] = row["wall_s"] / row["ideal_s"] if row["ideal_s"] > 0 else None
+    row["speedup_over_reference"] = reference_wall / row["wall_s"]
+    report["rows"].append(row)
+    memory, stages = row.get("memory") or {}, row.get("stages") or {}
+    scaled = "*" if row["measured_queries"] != report["queries"] else " "
+    cells = "  ".join(
+        f"{_ms(stages[s]['p50'])}/{_ms(stages[s]['p99'])}".rjust(13) for s in ("llm", "sandbox", "prm")
+    )
+    print(f"{row['design']:9} {row['backend']:10} {row['concurrency']:>4} {row['wall_s']:>7.2f}{scaled} "
+          f"{row['queries_per_s']:>6.2f} {row['ideal_s']:>7.2f} {_ratio(row['ratio_to_ideal']):>7} "
+          f"{row['speedup_over_reference']:>6.1f} {_num(memory.get('peak_mb')):>7} {_num(memory.get('mb_per_query')):>6}  "
+          f"{cells}", flush=True)  # fmt: skip
+
+
+def print_header(report: dict[str, Any]) -> None:
     print(f"{report['queries']} StableToolBench queries (chains {report['chain_steps']} steps), n={report['n']}, "
           f"completion {report['latency_s'] * 1000:g} ms, PRM batch {report['prm_latency_s'] * 1000:g} ms; "
           f"ideal fully parallel {report['ideal_fully_parallel_s']:.2f} s")  # fmt: skip
-    header = f"{'design':9} {'backend':10} {'conc':>4} {'wall s':>8} {'q/s':>6} {'ideal s':>7} {'x ideal':>7} " \
-             f"{'x ref':>6} {'peak MB':>7} {'MB/q':>6}  llm p50/p99 ms  sandbox p50/p99  prm p50/p99"  # fmt: skip
-    print(header)
-    for row in report["rows"]:
-        memory, stages = row.get("memory") or {}, row.get("stages") or {}
-        scaled = "*" if row["measured_queries"] != report["queries"] else " "
-        cells = "  ".join(
-            f"{_ms(stages.get(s, {}).get('p50'))}/{_ms(stages.get(s, {}).get('p99'))}".rjust(13) for s in ("llm", "sandbox", "prm")
-        )
-        print(f"{row['design']:9} {row['backend']:10} {row['concurrency']:>4} {row['wall_s']:>7.2f}{scaled} "
-              f"{row['queries_per_s']:>6.2f} {row['ideal_s']:>7.2f} {row['ratio_to_ideal']:>7.2f} "
-              f"{row['speedup_over_reference']:>6.1f} {_num(memory.get('peak_mb')):>7} {_num(memory.get('mb_per_query')):>6}  {cells}")  # fmt: skip
-    print("* measured on a sample of the queries, one after another, and scaled to all of them")
+    print(f"{'design':9} {'backend':10} {'conc':>4} {'wall s':>8} {'q/s':>6} {'ideal s':>7} {'x ideal':>7} "
+          f"{'x ref':>6} {'peak MB':>7} {'MB/q':>6}  llm p50/p99 ms  sandbox p50/p99  prm p50/p99", flush=True)  # fmt: skip
 
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _num(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.0f}"
 
 
-def docker_available() -> bool:
+def docker_missing() -> str | None:
+    """Why the docker backend cannot run here (no engine, no image), or None."""
     try:
         import docker
 
-        docker.from_env().ping()
-    except Exception:  # no client library, no engine, no permission: all mean "skip"
-        return False
-    return True
+        from sandbox.image import default_image_tag
+
+        client = docker.from_env()
+        client.ping()
+        client.images.get(default_image_tag())
+    except ImportError:
+        return "the docker client library is not installed"
+    except Exception as exc:  # no engine, no permission, no image: all mean "skip", said in one line
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no engine'}"[:200] + \
+            "; build the image with `python -m sandbox build-image`"  # fmt: skip
+    return None
 
 
 def _ints(text: str) -> list[int]:

@@ -83,12 +83,12 @@ def run_ours(args: argparse.Namespace, servers: ModelServers, backend: str, conc
         concurrency=concurrency, progress=False, max_failures=None,
     )  # fmt: skip
     with PeakRss(exclude={servers.pid}) as memory:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = run_benchmark(settings, config, console=Console(quiet=True))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.summary["finished"] != queries:
         raise RuntimeError(f"ours on {backend} at {concurrency}: {result.summary['finished']}/{queries} finished")
-    return {"wall_s": wall, "memory": memory.figures(min(concurrency, queries)), "stages": stage_percentiles(out),
+    return {"wall_s": wall, "cpu_s": cpu, "memory": memory.figures(min(concurrency, queries)), "stages": stage_percentiles(out),
             "chains": chosen_chains(out), "server": servers.counters()}  # fmt: skip
 
 

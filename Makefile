@@ -29,6 +29,7 @@ bench: install
 	$(PY) bench/prm_throughput.py
 	$(PY) bench/collect_throughput.py
 	$(PY) bench/run_throughput.py
+	$(PY) bench/throughput.py --quick
 
 image: install
 	$(PY) -m sandbox build-image

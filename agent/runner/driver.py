@@ -15,6 +15,7 @@ from agent.cli.providers import open_provider
 from agent.config import AgentConfig
 from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.layout import RunLayout
+from agent.runner.limits import follow_concurrency, limits_line
 from agent.runner.manifest import close_session, open_manifest
 from agent.runner.progress import RunProgress
 from agent.runner.queries import select_queries
@@ -77,7 +78,12 @@ def with_audit(config: AgentConfig, layout: RunLayout) -> AgentConfig:
 
 
 def plan_run(
-    settings: RunSettings, config: AgentConfig, *, repair: bool = False, queries: list[Query] | None = None
+    settings: RunSettings,
+    config: AgentConfig,
+    *,
+    repair: bool = False,
+    queries: list[Query] | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> RunPlan:
     """Select the queries, open (or resume) the manifest and find what is already done.
 
@@ -106,6 +112,8 @@ def plan_run(
         kept = set_aside(layout.audit)
         count = rebuild_audit(layout.audit, run_id=str(manifest["run_id"]), trajectories=scan.finished.values())
         repaired.append(f"{audit_problem} (set aside as {kept.name}); rebuilt with {count} executions from the trajectories")
+    if limits is not None:
+        manifest["limits"] = limits
     if repaired:
         manifest["repairs"] = [*manifest.get("repairs", []), *repaired]
     stats = RunStats(total=len(queries))
@@ -134,11 +142,13 @@ def run_benchmark(
     """
     console = console or Console(stderr=True)
     queries = chosen_queries(settings)  # before the lock: a refused selection leaves no directory behind
+    config, limits = follow_concurrency(config, settings.concurrency)
+    console.print(limits_line(limits), highlight=False, soft_wrap=True)
     with DirectoryLock(settings.out, command="agent run") as lock:
         if lock.took_over:
             console.print(f"note: took over the lock of a run that ended without releasing it ({lock.took_over})",
                           highlight=False, soft_wrap=True)  # fmt: skip
-        plan = plan_run(settings, config, repair=repair, queries=queries)
+        plan = plan_run(settings, config, repair=repair, queries=queries, limits=limits)
         for line in plan.repaired:
             console.print(f"repaired: {line}", highlight=False, soft_wrap=True)
         for query_id, reason in plan.corrupt.items():

@@ -170,8 +170,9 @@ def query_texts() -> dict[str, str]:
 class StubThread:
     """An `OpenAIStub` serving from its own thread and event loop."""
 
-    def __init__(self, policy: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(self, policy: Callable[[dict[str, Any]], Any], *, latency_s: float = 0.0) -> None:
         self.policy = policy
+        self.latency_s = latency_s
         self._loop = asyncio.new_event_loop()
         # Policies run on executor threads; blocking or slow ones must not starve the others.
         self._loop.set_default_executor(ThreadPoolExecutor(max_workers=64))
@@ -180,7 +181,7 @@ class StubThread:
 
     def __enter__(self) -> OpenAIStub:
         self._thread.start()
-        self.stub = OpenAIStub(self.policy, model=MODEL)
+        self.stub = OpenAIStub(self.policy, model=MODEL, latency_s=self.latency_s)
         asyncio.run_coroutine_threadsafe(self.stub.__aenter__(), self._loop).result(30)
         return self.stub
 

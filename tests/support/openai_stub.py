@@ -76,11 +76,18 @@ def _apply_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 class OpenAIStub:
     """`async with OpenAIStub(policy) as stub:` then point a client at `stub.base_url`."""
 
-    def __init__(self, policy: Policy, *, model: str = "stub-model", max_choices: int | None = None) -> None:
+    def __init__(
+        self, policy: Policy, *, model: str = "stub-model", max_choices: int | None = None, latency_s: float = 0.0
+    ) -> None:
         self.policy = policy
         self.model = model
         self.max_choices = max_choices
         """Answer at most this many choices per request, like servers that ignore `n`."""
+        self.latency_s = latency_s
+        """Seconds each completion takes (awaited on the server's loop, as a busy model server would)."""
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        """The most chat requests the server held at once."""
         self.requests: list[dict[str, Any]] = []
         self.faults: list[Fault] = []
         self._ids = itertools.count(1)
@@ -114,6 +121,14 @@ class OpenAIStub:
         return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
 
     async def _chat(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.requests.append(body)
         if self.faults:
@@ -125,6 +140,8 @@ class OpenAIStub:
                 return web.Response(text=fault.body, status=fault.status, content_type="application/json")
             return web.json_response({"error": {"message": "scripted fault", "type": "server_error"}}, status=fault.status)
         replies = await asyncio.to_thread(self.policy, body)
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
         n = int(body.get("n") or 1)
         limit = n if self.max_choices is None else min(n, self.max_choices)
         replies = list(itertools.islice(itertools.cycle(replies), limit)) if replies else []

@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codetool.errors import ConfigError
+from codetool.protocol import SandboxLimits
 from codetool.validation import describe_validation_error
-from sandbox.protocol import SandboxLimits
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 

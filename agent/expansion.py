@@ -21,8 +21,8 @@ from agent.trajectory import (
     replay_code,
 )
 from codetool.nodepaths import child_path
+from codetool.protocol import Cell, ToolHandler
 from sandbox.base import Sandbox
-from sandbox.protocol import Cell, ToolHandler
 from tools.toolset import Query, ToolSet
 
 EventSink = Callable[[Event], Awaitable[None]]

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
-from sandbox.protocol import ApiCall
+from codetool.protocol import ApiCall
 
 SCHEMA_VERSION = 2
 """2: nodes named from the root `1` (`1-1`, `1-2`); 1 named the first step's candidates `1`, `2`."""

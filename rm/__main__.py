@@ -1,7 +1,7 @@
 """`python -m rm serve --model PATH --port P`: run the PRM scoring server until SIGINT/SIGTERM.
 
-Beside it, the process-supervision pipeline: `collect` (step trees of training queries), `label`
-(scores, sibling pairs, SFT export) and `train` (fine-tune the PRM that `serve` loads).
+Beside it, the process-supervision pipeline: `label` (scores, sibling pairs, SFT export of the trees
+`python -m agent collect` writes) and `train` (fine-tune the PRM that `serve` loads).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Annotated
 
 import typer
 
-from codetool.cli import run_cli
+from codetool.cli import one_error_line, run_cli
 from codetool.logging import configure_logging
-from rm.commands import collect_command, label_command, train_command
-from rm.commands.common import one_error_line
+from rm.commands import label_command, train_command
 from rm.config import BatchingConfig, EndpointConfig, PrefixSharingConfig, ScorerConfig, ServerConfig
 from rm.scorers import create_scorer, scorer_names
 from rm.server import RewardModelServer
@@ -88,7 +87,6 @@ async def _serve(backend: str, scorer_config: ScorerConfig, server_config: Serve
     print("rm server stopped", file=sys.stderr, flush=True)
 
 
-app.command("collect")(collect_command)
 app.command("label")(label_command)
 app.command("train")(train_command)
 

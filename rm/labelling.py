@@ -73,7 +73,7 @@ def tree_files(in_dir: str | os.PathLike[str]) -> list[Path]:
         raise NothingRead(f"{in_dir}: no such folder")
     files = sorted(folder.glob("*_path.json"))
     if not files:
-        raise NothingRead(f"{folder}: no *_path.json files (run `python -m rm collect` first)")
+        raise NothingRead(f"{folder}: no *_path.json files (run `python -m agent collect` first)")
     return files
 
 

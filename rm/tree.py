@@ -52,7 +52,7 @@ def query_file_stem(q_id: int | str) -> str:
 
 
 def tree_file(out_dir: str | os.PathLike[str], q_id: int | str) -> Path:
-    """Where `rm collect` writes the tree of query `q_id` under `out_dir`."""
+    """Where `agent collect` writes the tree of query `q_id` under `out_dir`."""
     return Path(out_dir) / DFS_DIR / f"{query_file_stem(q_id)}_path.json"
 
 
@@ -85,7 +85,7 @@ class ExecRecord(BaseModel):
 
 
 class CollectedTree(BaseModel):
-    """One query's full step tree, as written by `rm collect`."""
+    """One query's full step tree, as written by `agent collect`."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from codetool.errors import DataError
 from codetool.files import to_json
-from sandbox.protocol import ApiCall
+from codetool.protocol import ApiCall
 
 AUDIT_DB_NAME = "audit.sqlite"
 """File name of a run's audit database inside its run directory."""

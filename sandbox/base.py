@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from codetool.lifecycle import AsyncLifecycle
+from codetool.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from codetool.registry import Registry
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 
 
 class Sandbox(AsyncLifecycle, ABC):

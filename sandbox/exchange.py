@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codetool.errors import SandboxError
+from codetool.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from codetool.text import truncate
 from sandbox.channel import (
     EXEC,
@@ -27,7 +28,6 @@ from sandbox.channel import (
     ready_pid,
     write_message,
 )
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.tool_calls import ToolCallServer, too_large_response
 
 GRACE_S = 1.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from codetool.errors import ConfigError
+from codetool.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.base import Sandbox
 from sandbox.exchange import run_exchange
 from sandbox.forkserver import ForkServer, Launcher
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 
 
 class ForkedSandbox(Sandbox):

@@ -25,7 +25,7 @@ from yarl import URL
 
 from codetool.errors import ConfigError, ToolGatewayError
 from codetool.lifecycle import AsyncLifecycle
-from sandbox.protocol import ApiCall, ToolRequest, ToolResponse
+from codetool.protocol import ApiCall, ToolRequest, ToolResponse
 from tools.http_server import SOURCE_HEADER
 from tools.scrubbing import SecretScrubber
 from tools.secrets import attach_to_body, attach_to_headers

@@ -37,7 +37,7 @@ from agent.cli.options import (
     VirtualUrlOpt,
     build_config,
 )
-from agent.cli.providers import check_toolset_paths
+from agent.toolsets import check_toolset_paths
 from codetool.cli import BUDGET_SPENT, SOME_FAILED, fail, report_interrupt
 from codetool.errors import ConfigError
 from codetool.paths import check_input, check_output_dir

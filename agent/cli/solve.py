@@ -33,15 +33,14 @@ from agent.cli.options import (
     TimeoutOpt,
     ToolConcurrencyOpt,
     ToolsDirOpt,
-    ToolsetChoice,
     ToolsetOpt,
     VirtualUrlOpt,
     build_config,
 )
-from agent.cli.providers import check_toolset_paths, open_provider
 from agent.config import AgentConfig
 from agent.display import EventPrinter
 from agent.events import QueryFinished, QueryStarted
+from agent.toolsets import ToolsetChoice, check_toolset_paths, open_provider
 from agent.trajectory import Trajectory
 from codetool.aio import run_interruptible
 from codetool.cli import SOME_FAILED, fail, report_interrupt

@@ -11,7 +11,6 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.cli.providers import open_provider
 from agent.config import AgentConfig
 from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.layout import RunLayout
@@ -21,6 +20,7 @@ from agent.runner.queries import select_queries
 from agent.runner.repair import check_audit, rebuild_audit, set_aside
 from agent.runner.settings import RunSettings
 from agent.runner.stats import RunStats
+from agent.toolsets import open_provider
 from codetool.aio import run_interruptible
 from codetool.dirlock import DirectoryLock
 from codetool.errors import DataError

@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.cli.options import ToolsetChoice
+from agent.toolsets import ToolsetChoice
 from codetool.errors import ConfigError
 from codetool.validation import describe_validation_error
 

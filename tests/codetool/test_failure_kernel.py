@@ -87,7 +87,7 @@ async def test_backoff_retries_transient_faults_then_gives_up_in_one_error():
 def test_a_directory_has_one_writer_and_a_dead_holder_is_taken_over(tmp_path):
     with DirectoryLock(tmp_path, command="agent run"):
         with pytest.raises(DirectoryBusy, match=rf"in use by agent run \(pid {os.getpid()} on "):
-            DirectoryLock(tmp_path, command="rm collect").acquire()
+            DirectoryLock(tmp_path, command="agent collect").acquire()
     assert not (tmp_path / ".lock").exists()
     # a holder killed with -9 leaves its record, but the kernel released its flock
     holder = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Hand-built step trees with known scores, written in the layout `rm collect` writes."""
+"""Hand-built step trees with known scores, written in the layout `agent collect` writes."""
 
 from __future__ import annotations
 

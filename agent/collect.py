@@ -1,4 +1,4 @@
-"""`rm collect`: expand the whole step tree of each training query and write it in the reference layout.
+"""`agent collect`: expand the whole step tree of each training query and write it in the reference layout.
 
 Every node samples `n` children until a leaf (`[All Finished]`, no code, or the depth limit); all
 nodes of one level are expanded together, their candidates sampled and executed concurrently, and

@@ -18,8 +18,8 @@ from agent.runtime import Runtime, open_runtime
 from agent.search import StepJudge, beam_search, greedy_search
 from agent.selection import create_selector, selector_class
 from agent.trajectory import StepNode, Trajectory
-from codetool.errors import CodeToolError, ConfigError
-from codetool.lifecycle import AsyncLifecycle
+from codetool_kernel.errors import CodeToolError, ConfigError
+from codetool_kernel.lifecycle import AsyncLifecycle
 from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet

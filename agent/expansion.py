@@ -20,8 +20,8 @@ from agent.trajectory import (
     Trajectory,
     replay_code,
 )
-from codetool.nodepaths import child_path
-from codetool.protocol import Cell, ToolHandler
+from codetool_kernel.nodepaths import child_path
+from codetool_kernel.protocol import Cell, ToolHandler
 from sandbox.base import Sandbox
 from tools.toolset import Query, ToolSet
 

@@ -16,7 +16,7 @@ from agent.expansion import QueryRun, StepExpander
 from agent.latent import LatentScorer, ScoringContext
 from agent.selection import RandomAmongRan, Selector
 from agent.trajectory import StepNode
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 
 Path = list[StepNode]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codetool.paths import check_input
+from codetool_kernel.paths import check_input
 from tools import ToolProvider, create_provider
 
 

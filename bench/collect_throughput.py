@@ -41,7 +41,7 @@ from agent.expansion import QueryRun, StepExpander  # noqa: E402
 from agent.llm import LLMClient  # noqa: E402
 from agent.prompts import build_instruction  # noqa: E402
 from agent.trajectory import StepNode, Trajectory  # noqa: E402
-from codetool.logging import configure_logging  # noqa: E402
+from codetool_kernel.logging import configure_logging  # noqa: E402
 from sandbox.base import create_sandbox  # noqa: E402
 from tests.agent.conftest import agent_config  # noqa: E402
 from tests.rm_data.tree_policy import tree_policy  # noqa: E402

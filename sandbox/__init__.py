@@ -6,7 +6,7 @@ sending the code's HTTP calls to `tools`. `AuditedSandbox` wraps any backend and
 every execution in the run's audit database.
 """
 
-from codetool.protocol import ApiCall, Cell, ExecutionResult, SandboxLimits, ToolHandler, ToolRequest, ToolResponse
+from codetool_kernel.protocol import ApiCall, Cell, ExecutionResult, SandboxLimits, ToolHandler, ToolRequest, ToolResponse
 from sandbox.audit import AUDIT_DB_NAME, AuditedSandbox, AuditFilter, AuditRecord, AuditStore
 from sandbox.base import Sandbox, available_backends, create_sandbox, register_backend
 

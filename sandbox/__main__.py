@@ -1,4 +1,4 @@
-from codetool.cli import run_cli
+from codetool_kernel.cli import run_cli
 from sandbox.cli import app
 
 run_cli(app, prog_name="python -m sandbox")

@@ -22,9 +22,9 @@ from typing import Any
 
 import structlog
 
-from codetool.errors import CodeToolError, SandboxError
-from codetool.protocol import Cell, ExecutionResult, ToolHandler
-from codetool.text import truncate
+from codetool_kernel.errors import CodeToolError, SandboxError
+from codetool_kernel.protocol import Cell, ExecutionResult, ToolHandler
+from codetool_kernel.text import truncate
 from sandbox.audit_store import AUDIT_DB_NAME, AuditedApiCall, AuditFilter, AuditRecord, AuditStore
 from sandbox.base import Sandbox
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import typer
 
-from codetool.cli import BAD_INPUT
-from codetool.errors import CodeToolError, ConfigError
-from codetool.files import to_json
-from codetool.logging import configure_logging
-from codetool.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from codetool_kernel.cli import BAD_INPUT
+from codetool_kernel.errors import CodeToolError, ConfigError
+from codetool_kernel.files import to_json
+from codetool_kernel.logging import configure_logging
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.base import available_backends, create_sandbox
 from sandbox.image import ImageRecipe, build_image
 

@@ -17,8 +17,8 @@ import asyncio
 import docker
 from docker.errors import DockerException, ImageNotFound
 
-from codetool.errors import ConfigError, SandboxError
-from codetool.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from codetool_kernel.errors import ConfigError, SandboxError
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.base import Sandbox, register_backend
 from sandbox.docker_engine import connect, one_line
 from sandbox.docker_pool import ContainerPool, ContainerSpec

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codetool.errors import SandboxError
-from codetool.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
-from codetool.text import truncate
+from codetool_kernel.errors import SandboxError
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from codetool_kernel.text import truncate
 from sandbox.channel import (
     EXEC,
     HTTP_REQUEST,

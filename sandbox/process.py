@@ -27,8 +27,8 @@ from typing import ClassVar
 
 from structlog import get_logger
 
-from codetool.errors import ConfigError
-from codetool.protocol import SandboxLimits
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.protocol import SandboxLimits
 from sandbox.base import register_backend
 from sandbox.bubblewrap import SANDBOX_TMP, bwrap_argv, bwrap_executable, bwrap_refusal, sandbox_python
 from sandbox.forked import ForkedSandbox

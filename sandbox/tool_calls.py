@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from codetool.protocol import ApiCall, ToolHandler, ToolRequest, ToolResponse
-from codetool.text import truncate
+from codetool_kernel.protocol import ApiCall, ToolHandler, ToolRequest, ToolResponse
+from codetool_kernel.text import truncate
 from sandbox.channel import HTTP_RESPONSE, Message
 
 _ERROR_CHARS = 300

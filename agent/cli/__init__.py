@@ -11,8 +11,8 @@ from agent.cli.collect import collect_command
 from agent.cli.run import run_command
 from agent.cli.sandbox import sandbox_app
 from agent.cli.solve import solve_command
-from codetool.cli import run_cli
-from codetool.logging import configure_logging
+from codetool_kernel.cli import run_cli
+from codetool_kernel.logging import configure_logging
 
 app = typer.Typer(
     name="agent",
@@ -38,7 +38,7 @@ def _root(
 
 
 def main() -> None:
-    """Run the CLI under the exit-code policy of `codetool.cli`."""
+    """Run the CLI under the exit-code policy of `codetool_kernel.cli`."""
     run_cli(app, prog_name="python -m agent")
 
 

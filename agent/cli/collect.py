@@ -27,11 +27,11 @@ from agent.cli.options import (
 from agent.collect import FAILURES_FILE, CollectProgress, CollectReport, TreeCollector
 from agent.config import AgentConfig
 from agent.toolsets import ToolsetChoice, open_provider
-from codetool.aio import run_interruptible
-from codetool.cli import one_error_line, report_interrupt
-from codetool.dirlock import DirectoryLock
-from codetool.errors import CodeToolError, DataError
-from codetool.paths import check_output_dir
+from codetool_kernel.aio import run_interruptible
+from codetool_kernel.cli import one_error_line, report_interrupt
+from codetool_kernel.dirlock import DirectoryLock
+from codetool_kernel.errors import CodeToolError, DataError
+from codetool_kernel.paths import check_output_dir
 from rm.tree import DFS_DIR
 from tools.toolset import Query, ToolProvider
 

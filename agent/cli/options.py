@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agent.config import AgentConfig, load_config
-from codetool.paths import check_input
+from codetool_kernel.paths import check_input
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL).")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from codetool.protocol import ToolHandler
+from codetool_kernel.protocol import ToolHandler
 from sandbox.cli import use_tool_opener
 from tools.gateway import ToolGateway
 from tools.toolset import Route, ToolSet

@@ -10,8 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.toolsets import ToolsetChoice
-from codetool.errors import ConfigError
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.validation import describe_validation_error
 
 Benchmark = Literal["stabletoolbench", "tmdb"]
 Executor = Literal["local", "ray"]

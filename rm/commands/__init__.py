@@ -1,4 +1,4 @@
-"""The `label` and `train` commands of `python -m rm` (registered in `rm.__main__`)."""
+"""The `label` and `train` commands of `python -m rm` (registered in `rm.cli`)."""
 
 from rm.commands.label import label_command
 from rm.commands.train import train_command

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codetool.cli import one_error_line
+from codetool_kernel.cli import one_error_line
 from rm.export import DATASET_INFO_FILE, DEFAULT_DATASET_NAME, SHAREGPT_FILE, TRAIN_FILE
 from rm.labelling import STATS_FILE, LabelStats, NothingRead, label_trees
 from rm.labels import CodelessLeafRule, LabelConfig, TieBreak

@@ -17,7 +17,7 @@ import pytest
 from agent.collect import FAILURES_FILE, TreeCollector
 from agent.prompts import build_instruction
 from agent.trajectory import StepNode
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 from rm.labelling import label_trees
 from rm.tree import DFS_DIR, load_tree, path_order, tree_file
 from tests.agent.conftest import agent_config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from codetool.nodepaths import ancestors_of
+from codetool_kernel.nodepaths import ancestors_of
 from rm.labels import TreeNode
 from rm.tree import CollectedTree, ExecRecord, PathEntry
 

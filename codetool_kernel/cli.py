@@ -20,8 +20,8 @@ from types import FrameType
 import typer
 from pydantic import ValidationError
 
-from codetool.errors import CodeToolError
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import CodeToolError
+from codetool_kernel.validation import describe_validation_error
 
 OK = 0
 SOME_FAILED = 1

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from agent import AgentConfig, CodeToolAgent, Trajectory, load_config
+from agent import AgentConfig, CodeToolAgent, LatentScorer, Trajectory, load_config
 from agent.config import update_config
 from tools import Query, create_provider
 
@@ -28,18 +28,20 @@ async def solve_async(
     tool_options: Mapping[str, Any] | None = None,
     config: ConfigSource = None,
     overrides: Mapping[str, Any] | None = None,
+    scorer: LatentScorer | None = None,
 ) -> Trajectory:
     """Solve `query` with the tool provider registered as `tools` (options: `tool_options`); the `Trajectory`.
 
     `config` is an `AgentConfig`, a YAML path, or None (environment and defaults); `overrides` are nested
-    like the YAML file, e.g. `{"llm": {"model": "..."}, "search": {"n": 2}}`. A failure of the LLM
+    like the YAML file, e.g. `{"llm": {"model": "..."}, "search": {"n": 2}}`. `scorer` scores candidates
+    in-process instead of the PRM server at `rm.url` (it is used as it is and left open). A failure of the LLM
     endpoint, the PRM or the sandbox raises `QueryFailed`, whose `.trajectory` keeps what was done.
     """
     agent_config = build_config(config, overrides)
     the_query = query if isinstance(query, Query) else Query(query_id="query", text=query)
     async with create_provider(tools, **dict(tool_options or {})) as provider:
         toolset = provider.toolset_for(the_query)
-        async with CodeToolAgent(agent_config) as agent:
+        async with CodeToolAgent(agent_config, scorer=scorer) as agent:
             return await agent.solve(the_query, toolset)
 
 
@@ -50,6 +52,9 @@ def solve(
     tool_options: Mapping[str, Any] | None = None,
     config: ConfigSource = None,
     overrides: Mapping[str, Any] | None = None,
+    scorer: LatentScorer | None = None,
 ) -> Trajectory:
     """Blocking twin of `solve_async`, for scripts without an event loop."""
-    return asyncio.run(solve_async(query, tools=tools, tool_options=tool_options, config=config, overrides=overrides))
+    return asyncio.run(
+        solve_async(query, tools=tools, tool_options=tool_options, config=config, overrides=overrides, scorer=scorer)
+    )

@@ -100,3 +100,38 @@ async def test_a_registered_tool_provider_and_sandbox_solve_a_query(weather_api:
 def test_an_unregistered_name_lists_the_registered_ones() -> None:
     with pytest.raises(codetool.ConfigError, match="weather-plugin-test"):
         codetool.create_provider("no-such-provider")
+
+
+class PrefersB:
+    """An in-process latent scorer: the candidate that prints B is the good one."""
+
+    def __init__(self) -> None:
+        self.contexts: list[codetool.ScoringContext] = []
+
+    async def score(self, context: codetool.ScoringContext) -> list[codetool.LatentScore]:
+        self.contexts.append(context)
+        return [codetool.LatentScore(score=0.9 if "'B'" in node.code else 0.1) for node in context.candidates]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def two_answers(body: dict[str, Any]) -> list[str]:
+    return [step(1, "Answer", f"print({letter!r})", finished=True) for letter in "AB"]
+
+
+async def test_a_latent_scorer_of_ones_own_picks_the_step(weather_api: str) -> None:
+    scorer = PrefersB()
+    async with OpenAIStub(two_answers) as stub:
+        trajectory = await codetool.solve_async(
+            "A or B?",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides={
+                "llm": {"base_url": stub.base_url, "api_key": "test", "model": "stub-model", "max_retries": 0},
+                "search": {"n": 2, "mode": "no-spot"},
+            },
+            scorer=scorer,
+        )
+    assert trajectory.final_answer == "B", [node.error for node in trajectory.nodes]
+    assert [len(context.candidates) for context in scorer.contexts] == [2]

@@ -148,7 +148,7 @@ class CodeToolAgent(AsyncLifecycle):
         started = time.perf_counter()
         try:
             if selector.search == "beam":
-                path = await beam_search(run, expander, judge, search.max_depth, search.beam_width)
+                path = await beam_search(run, expander, judge, search.beam_width)
             else:
                 path = await greedy_search(run, expander, judge, search.max_depth)
         except CodeToolError as exc:

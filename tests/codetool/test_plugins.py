@@ -135,3 +135,24 @@ async def test_a_latent_scorer_of_ones_own_picks_the_step(weather_api: str) -> N
         )
     assert trajectory.final_answer == "B", [node.error for node in trajectory.nodes]
     assert [len(context.candidates) for context in scorer.contexts] == [2]
+
+
+def never_finishes(body: dict[str, Any]) -> list[str]:
+    number = step_of(body)
+    return [step(number, "One more step", f"print({number})")] * body.get("n", 1)
+
+
+async def test_beam_search_stops_at_the_depth_limit(weather_api: str) -> None:
+    async with OpenAIStub(never_finishes) as stub:
+        trajectory = await codetool.solve_async(
+            "Count on.",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides={
+                "llm": {"base_url": stub.base_url, "api_key": "test", "model": "stub-model", "max_retries": 0},
+                "search": {"n": 2, "mode": "beam", "beam_width": 2, "max_depth": 2},
+            },
+            scorer=PrefersB(),
+        )
+    assert max(node.depth for node in trajectory.nodes) == 2
+    assert len(trajectory.chosen_path) == 2 and trajectory.stop_reason == "max_depth"

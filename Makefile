@@ -21,7 +21,7 @@ solve: install
 	$(PY) -m agent solve "$(Q)" --toolset tmdb --out solve.json $(SOLVE_ARGS)
 
 test: install
-	$(PY) -m ruff check codetool agent sandbox tools rm evaluation bench tests
+	$(PY) -m ruff check codetool codetool_kernel agent sandbox tools rm evaluation bench tests
 	$(PY) -m pytest -q
 
 bench: install

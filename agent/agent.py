@@ -18,8 +18,8 @@ from agent.runtime import Runtime, open_runtime
 from agent.search import StepJudge, beam_search, greedy_search
 from agent.selection import create_selector, selector_class
 from agent.trajectory import StepNode, Trajectory
-from codetool.errors import CodeToolError, ConfigError
-from codetool.lifecycle import AsyncLifecycle
+from codetool_kernel.errors import CodeToolError, ConfigError
+from codetool_kernel.lifecycle import AsyncLifecycle
 from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
@@ -148,7 +148,7 @@ class CodeToolAgent(AsyncLifecycle):
         started = time.perf_counter()
         try:
             if selector.search == "beam":
-                path = await beam_search(run, expander, judge, search.max_depth, search.beam_width)
+                path = await beam_search(run, expander, judge, search.beam_width)
             else:
                 path = await greedy_search(run, expander, judge, search.max_depth)
         except CodeToolError as exc:

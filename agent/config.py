@@ -14,9 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from codetool.errors import ConfigError
-from codetool.validation import describe_validation_error
-from sandbox.protocol import SandboxLimits
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.protocol import SandboxLimits
+from codetool_kernel.validation import describe_validation_error
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from agent.events import CandidateExecuted, CandidatesSampled, Event, QueryFinished, QueryStarted, StepSelected
 from agent.trajectory import StepNode
-from codetool.text import truncate
+from codetool_kernel.text import truncate
 
 _OUTPUT_CHARS = 1200
 

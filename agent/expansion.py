@@ -20,9 +20,9 @@ from agent.trajectory import (
     Trajectory,
     replay_code,
 )
-from codetool.nodepaths import child_path
+from codetool_kernel.nodepaths import child_path
+from codetool_kernel.protocol import Cell, ToolHandler
 from sandbox.base import Sandbox
-from sandbox.protocol import Cell, ToolHandler
 from tools.toolset import Query, ToolSet
 
 EventSink = Callable[[Event], Awaitable[None]]

@@ -12,10 +12,10 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from agent.config import LLMConfig
-from codetool.completions import malformed_completion
-from codetool.errors import EndpointError
-from codetool.lifecycle import AsyncLifecycle
-from codetool.retry import RETRY_STATUSES, Backoff, TransientFault
+from codetool_kernel.completions import malformed_completion
+from codetool_kernel.errors import EndpointError
+from codetool_kernel.lifecycle import AsyncLifecycle
+from codetool_kernel.retry import RETRY_STATUSES, Backoff, TransientFault
 
 Message = dict[str, str]
 
@@ -59,7 +59,7 @@ class Samples:
 class LLMClient(AsyncLifecycle):
     """Samples step completions from the policy endpoint.
 
-    Retries with exponential backoff (`codetool.retry`) on 429, 5xx, timeouts, connection errors
+    Retries with exponential backoff (`codetool_kernel.retry`) on 429, 5xx, timeouts, connection errors
     and malformed answers (not JSON, no `choices`, a choice without a message, negative token
     counts), tops up when a server returns fewer than `n` choices, and turns every failure into
     one `EndpointError` line naming the endpoint and what was wrong.

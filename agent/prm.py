@@ -12,8 +12,8 @@ import structlog
 
 from agent.config import RewardModelConfig
 from agent.latent import LatentScore, ScoringContext
-from codetool.errors import ConfigError
-from codetool.lifecycle import AsyncLifecycle
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.lifecycle import AsyncLifecycle
 from rm import PriorStep, RewardModelClient, build_prm_messages
 from rm.errors import RouteMissingError
 from rm.generate_client import GenerateClient

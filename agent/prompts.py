@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from codetool.errors import ConfigError
-from codetool.text import truncate
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.text import truncate
 
 STEP_FINISHED = "[Step {k} Finished]"
 ALL_FINISHED = "[All Finished]"

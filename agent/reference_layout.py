@@ -12,7 +12,7 @@ Written beside our own fields:
 - `answer`: the final answer, when the path gave one.
 
 Read: a file of the reference release (no `nodes`), and our files from before the current node
-names (`codetool.nodepaths`), both turned into the current `Trajectory` fields.
+names (`codetool_kernel.nodepaths`), both turned into the current `Trajectory` fields.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agent.parsing import parse_step
-from codetool.nodepaths import is_legacy, own_step_text, parent_of, path_order, step_of, upgrade_path, wrote_step
+from codetool_kernel.nodepaths import is_legacy, own_step_text, parent_of, path_order, step_of, upgrade_path, wrote_step
 
 if TYPE_CHECKING:
     from agent.trajectory import Trajectory

@@ -16,7 +16,7 @@ from agent.expansion import QueryRun, StepExpander
 from agent.latent import LatentScorer, ScoringContext
 from agent.selection import RandomAmongRan, Selector
 from agent.trajectory import StepNode
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 
 Path = list[StepNode]
 
@@ -77,11 +77,12 @@ async def greedy_search(run: QueryRun, expander: StepExpander, judge: StepJudge,
     return chosen
 
 
-async def beam_search(run: QueryRun, expander: StepExpander, judge: StepJudge, max_depth: int, width: int) -> Path:
+async def beam_search(run: QueryRun, expander: StepExpander, judge: StepJudge, width: int) -> Path:
     """Keep the `width` best partial paths by cumulative reward, expanding each by n per step.
 
     The answer is the best complete path: finished ones first, then by mean reward per step
-    (so that long and short paths compare fairly), ties to the earlier path.
+    (so that long and short paths compare fairly), ties to the earlier path. Paths end at the
+    expander's leaves, which include every node at `search.max_depth`.
     """
 
     async def grow(path: Path) -> list[Path]:

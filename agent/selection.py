@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from agent.trajectory import StepNode
-from codetool.registry import Registry
+from codetool_kernel.registry import Registry
 
 SearchKind = Literal["greedy", "beam"]
 

@@ -2,7 +2,7 @@
 
 `Trajectory.to_json()` writes the reference release's layout (`q_id`, `query`, `instruction`,
 `infer_path`, `exec_res`, `answer`; see `agent.reference_layout`) and our richer fields beside it.
-Nodes are named as the reference names them (`codetool.nodepaths`): root `1`, first step `1-1`, `1-2`.
+Nodes are named as the reference names them (`codetool_kernel.nodepaths`): root `1`, first step `1-1`, `1-2`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
-from sandbox.protocol import ApiCall
+from codetool_kernel.protocol import ApiCall
 
 SCHEMA_VERSION = 2
 """2: nodes named from the root `1` (`1-1`, `1-2`); 1 named the first step's candidates `1`, `2`."""

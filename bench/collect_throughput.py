@@ -1,4 +1,4 @@
-"""Tree collection throughput: `rm collect`'s concurrent expansion against a one-node-at-a-time baseline.
+"""Tree collection throughput: `agent collect`'s concurrent expansion against a one-node-at-a-time baseline.
 
 Method
 ------
@@ -10,7 +10,7 @@ each call holds a thread, so the stub serves up to 64 calls at once).
 
 - *baseline*: the reference release's order: one query after another, one node after another
   (depth first); a node's candidates still run concurrently in the sandbox;
-- *collect*: `TreeCollector` as `rm collect` runs it: every node of a level expanded at once, and
+- *collect*: `TreeCollector` as `agent collect` runs it: every node of a level expanded at once, and
   `--concurrency` queries in flight.
 
 Both expand the same queries with the same policy. Rounds alternate baseline / collect (so a load
@@ -36,12 +36,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # a script, not a package: make `rm` and `tests` importable
 
+from agent.collect import TreeCollector  # noqa: E402
 from agent.expansion import QueryRun, StepExpander  # noqa: E402
 from agent.llm import LLMClient  # noqa: E402
 from agent.prompts import build_instruction  # noqa: E402
 from agent.trajectory import StepNode, Trajectory  # noqa: E402
-from codetool.logging import configure_logging  # noqa: E402
-from rm.collect import TreeCollector  # noqa: E402
+from codetool_kernel.logging import configure_logging  # noqa: E402
 from sandbox.base import create_sandbox  # noqa: E402
 from tests.agent.conftest import agent_config  # noqa: E402
 from tests.rm_data.tree_policy import tree_policy  # noqa: E402

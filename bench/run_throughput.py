@@ -25,7 +25,7 @@ from rich.console import Console  # noqa: E402
 
 from agent.config import load_config  # noqa: E402
 from agent.runner import RunSettings, run_benchmark  # noqa: E402
-from codetool.logging import configure_logging  # noqa: E402
+from codetool_kernel.logging import configure_logging  # noqa: E402
 from tests.runner.scenario import MODEL, TMDB_QUERIES, TMDB_SPEC, StubThread  # noqa: E402
 from tests.support.policies import TMDB_BASE, step, step_of  # noqa: E402
 

@@ -32,10 +32,10 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 
+from codetool_kernel.protocol import SandboxLimits
 from sandbox import Cell, ToolRequest, ToolResponse, create_sandbox
 from sandbox.exchange import run_exchange
 from sandbox.forkserver import link_runner, scrubbed_environment
-from sandbox.protocol import SandboxLimits
 
 CELL = Cell(
     code=(

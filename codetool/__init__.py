@@ -1,28 +1,82 @@
-"""Shared kernel of the CodeTool framework: the error tree, file helpers and logging set-up.
+"""CodeTool: programmatic tool use by LLMs under process supervision.
 
-The framework itself lives in the sibling packages `agent`, `sandbox`, `tools`, `rm` and
-`evaluation`; this package holds only what all of them need.
+```python
+import codetool
+
+trajectory = codetool.solve("Who directed Titanic?", tools="tmdb", overrides={"llm": {"model": "..."}})
+print(trajectory.final_answer)
+```
+
+The curated public API sits here; the packages below it (`agent`, `sandbox`, `tools`, `rm`, and the
+kernel `codetool_kernel`) hold the rest.
 """
 
+from agent import (
+    AgentConfig,
+    CodeToolAgent,
+    Event,
+    LatentScore,
+    LatentScorer,
+    ScoringContext,
+    Selector,
+    Trajectory,
+    load_config,
+    register_selector,
+)
+from agent.runner import RunResult, RunSettings
+from agent.runner import run_benchmark as run
+from codetool.embed import build_config, solve, solve_async
 from codetool.errors import (
     CodeToolError,
     ConfigError,
     DataError,
     EndpointError,
+    QueryFailed,
     RewardModelError,
     SandboxError,
     ToolGatewayError,
 )
+from rm import Scorer, register_scorer
+from sandbox import Sandbox, create_sandbox
+from sandbox import register_backend as register_sandbox
+from tools import Query, ToolProvider, ToolSet, create_provider, register_provider
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentConfig",
+    "CodeToolAgent",
     "CodeToolError",
     "ConfigError",
     "DataError",
     "EndpointError",
+    "Event",
+    "LatentScore",
+    "LatentScorer",
+    "Query",
+    "QueryFailed",
     "RewardModelError",
+    "RunResult",
+    "RunSettings",
+    "Sandbox",
     "SandboxError",
+    "ScoringContext",
+    "Scorer",
+    "Selector",
     "ToolGatewayError",
+    "ToolProvider",
+    "ToolSet",
+    "Trajectory",
     "__version__",
+    "build_config",
+    "create_provider",
+    "create_sandbox",
+    "load_config",
+    "register_provider",
+    "register_scorer",
+    "register_sandbox",
+    "register_selector",
+    "run",
+    "solve",
+    "solve_async",
 ]

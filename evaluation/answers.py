@@ -19,9 +19,9 @@ from typing import Any
 
 from agent.llm import LLMClient
 from agent.trajectory import STATUS_OK, Trajectory
-from codetool.errors import ConfigError, DataError, EndpointError
-from codetool.files import read_json, write_json_atomic
-from codetool.text import truncate
+from codetool_kernel.errors import ConfigError, DataError, EndpointError
+from codetool_kernel.files import read_json, write_json_atomic
+from codetool_kernel.text import truncate
 from evaluation.prompts import (
     ANSWER_PROMPT_VERSION,
     ANSWER_SYSTEM,

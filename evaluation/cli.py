@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from agent.cli import run_app
-from codetool.logging import configure_logging
+from codetool_kernel.cli import run_cli
+from codetool_kernel.logging import configure_logging
 from evaluation.answers import ANSWERS_FILE, AnswerWriter
 from evaluation.compare import compare_runs, default_output, read_sopr
 from evaluation.endpoint import resolve_endpoint
@@ -187,5 +187,5 @@ def report_command(
 
 
 def main() -> None:
-    """Run the CLI; a `CodeToolError` ends it with one line on stderr and exit code 2."""
-    run_app(app)
+    """Run the CLI under the exit-code policy of `codetool_kernel.cli`."""
+    run_cli(app, prog_name="python -m evaluation")

@@ -6,8 +6,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from codetool.errors import DataError
-from codetool.files import read_json
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import read_json
 from evaluation.rundata import RunData
 from evaluation.scep import scep_of
 from evaluation.sopr import SOPR_FILE

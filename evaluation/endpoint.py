@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from agent.config import LLMConfig
 from agent.llm import LLMClient
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm import LLMClient
-from codetool.errors import DataError, EndpointError
+from codetool_kernel.errors import DataError, EndpointError
 from evaluation.prompts import JUDGE_PROMPT_VERSION, JUDGE_SYSTEM, JUDGE_USER, LABELS, VERDICT_FUNCTION, VERDICT_TOOL
 
 CACHE_FILE = "judge_cache.sqlite"

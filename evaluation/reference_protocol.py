@@ -12,7 +12,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 from evaluation.judge import JudgePrompt
 from evaluation.prompts import (
     REFERENCE_JUDGE_PROMPT_VERSION,

@@ -11,7 +11,7 @@ import structlog
 
 from agent.runner import RunLayout, load_trajectory
 from agent.trajectory import Trajectory
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 
 log = structlog.get_logger(__name__)
 

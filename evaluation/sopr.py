@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 from evaluation.answers import CODETOOL_ANSWERS, REFERENCE_ANSWERS, AnswerWriter, FinalAnswer
 from evaluation.endpoint import EvalEndpoint
 from evaluation.judge import CACHE_FILE, CODETOOL_JUDGE, LABEL_SCORES, Judge, JudgeCache, JudgePrompt, Verdict

@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from codetool.files import write_json_atomic
+from codetool_kernel.files import write_json_atomic
 
 
 def percent(value: float | None) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.trajectory import StepNode, Trajectory
-from codetool.errors import DataError
-from codetool.files import read_json, write_json_atomic
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import read_json, write_json_atomic
 from evaluation.answers import ANSWERS_FILE, REFERENCE_ANSWERS_FILE, FinalAnswer, load_answers
 from evaluation.rundata import RunData
 

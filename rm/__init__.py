@@ -1,12 +1,10 @@
 """The process reward model (PRM): prompt, scoring backends, scoring server and its client.
 
 The PRM judges a candidate step with a yes/no question; its latent reward is the two-way softmax
-of the "yes" and "no" next-token logits. Training-data generation and fine-tuning live beside this:
-`TreeCollector` (step trees of training queries), `label_trees` (scores, sibling pairs, SFT export)
-and `rm.train` (fine-tuning).
+of the "yes" and "no" next-token logits. Training data and fine-tuning live beside this:
+the tree format (`rm.tree`; `agent.collect` expands the trees, a layer up), `label_trees` (scores,
+sibling pairs, SFT export) and `rm.train` (fine-tuning).
 """
-
-from typing import Any
 
 from rm.client import RewardModelClient
 from rm.config import BatchingConfig, EndpointConfig, PrefixSharingConfig, ScorerConfig, ServerConfig
@@ -20,25 +18,10 @@ from rm.scores import MISSING_LOGPROB, Conversation, ScoreResult, two_way_softma
 from rm.server import RewardModelServer, build_app
 from rm.tree import CollectedTree, ExecRecord, PathEntry, load_tree, tree_file
 
-# `rm.collect` drives the agent's step expansion, and the agent imports this package for its PRM
-# client: importing it here would make `import rm` and `import agent` depend on each other's order.
-_LAZY = {"TreeCollector": "rm.collect", "CollectReport": "rm.collect", "CollectProgress": "rm.collect"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'rm' has no attribute {name!r}")
-
-
 __all__ = [
     "DEFAULT_ANSWER_WORDS",
     "MISSING_LOGPROB",
     "BatchingConfig",
-    "CollectProgress",
-    "CollectReport",
     "CollectedTree",
     "Conversation",
     "EndpointConfig",
@@ -60,7 +43,6 @@ __all__ = [
     "ServerConfig",
     "SftExample",
     "SftWriter",
-    "TreeCollector",
     "TreeNode",
     "build_app",
     "build_prm_messages",

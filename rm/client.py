@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 import aiohttp
 from pydantic import BaseModel, ValidationError
 
-from codetool.errors import RewardModelError
-from codetool.retry import RETRY_STATUSES, Backoff, TransientFault
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import RewardModelError
+from codetool_kernel.retry import RETRY_STATUSES, Backoff, TransientFault
+from codetool_kernel.validation import describe_validation_error
 from rm.errors import RouteMissingError, one_line
 from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse
 from rm.scores import Conversation, ScoreResult
@@ -26,7 +26,7 @@ class RewardModelClient:
     All candidates of a step go in one `/score` request. Connection errors, timeouts, 429 and 5xx
     answers and malformed answers (unreadable JSON, the wrong number of scores, a score that is not
     a probability, a non-finite logit) are retried `retries` times with exponential backoff
-    (`codetool.retry`); anything else, and running out of retries, raises `RewardModelError` with
+    (`codetool_kernel.retry`); anything else, and running out of retries, raises `RewardModelError` with
     one line saying what happened.
     """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 
 
 class ScoringInputError(RewardModelError):

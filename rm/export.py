@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from codetool.errors import DataError
-from codetool.files import to_json, write_json_atomic
-from codetool.nodepaths import ancestors_of
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import to_json, write_json_atomic
+from codetool_kernel.nodepaths import ancestors_of
 from rm.labels import LabeledPair
 from rm.prompt import DEFAULT_ANSWER_WORDS, PriorStep, build_prm_messages
 from rm.tree import CollectedTree

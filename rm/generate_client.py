@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from codetool.aio import gather_all
-from codetool.errors import RewardModelError
+from codetool_kernel.aio import gather_all
+from codetool_kernel.errors import RewardModelError
 from rm.client import RewardModelClient
 from rm.schemas import GenerateResponse
 from rm.scores import Conversation, ScoreResult

@@ -10,8 +10,8 @@ from typing import Any
 
 import structlog
 
-from codetool.errors import DataError
-from codetool.files import write_json_atomic
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import write_json_atomic
 from rm.export import DEFAULT_DATASET_NAME, SftWriter, pair_examples
 from rm.labels import LabelConfig, LabeledPair, NodeScore, score_tree, sibling_groups, sibling_pairs, tree_nodes
 from rm.prompt import DEFAULT_ANSWER_WORDS
@@ -73,7 +73,7 @@ def tree_files(in_dir: str | os.PathLike[str]) -> list[Path]:
         raise NothingRead(f"{in_dir}: no such folder")
     files = sorted(folder.glob("*_path.json"))
     if not files:
-        raise NothingRead(f"{folder}: no *_path.json files (run `python -m rm collect` first)")
+        raise NothingRead(f"{folder}: no *_path.json files (run `python -m agent collect` first)")
     return files
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from codetool.nodepaths import parent_of, path_order, step_of
+from codetool_kernel.nodepaths import parent_of, path_order, step_of
 from rm.tree import EXEC_OK, CollectedTree
 
 CodelessLeafRule = Literal["finished", "succeeded"]

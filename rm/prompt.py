@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codetool.errors import ConfigError
-from codetool.text import truncate
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.text import truncate
 
 DEFAULT_ANSWER_WORDS = ("yes", "no")
 

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 
 Conversation = list[dict[str, str]]
 """Chat messages, each `{"role": ..., "content": ...}`, as handed to a chat template."""

@@ -13,8 +13,8 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from codetool.errors import RewardModelError
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import RewardModelError
+from codetool_kernel.validation import describe_validation_error
 from rm.config import ServerConfig
 from rm.errors import ScorerOverloadedError, ScoringInputError, one_line
 from rm.schemas import (

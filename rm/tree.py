@@ -7,7 +7,7 @@ the reference `content` is the text of the whole path), and every node's full re
 `rm label` adds the scores to `infer_path` entries (`path_scored/{q_id}_scored.json`) and writes the
 labelled sibling pairs (`pair_path/{q_id}_pair.json`).
 
-Nodes are named as the reference names them (`codetool.nodepaths`): the root (the query) is `1`, the
+Nodes are named as the reference names them (`codetool_kernel.nodepaths`): the root (the query) is `1`, the
 first step's candidates `1-1`, `1-2`. `load_tree` also reads trees made by the reference release
 (our fields derived from theirs) and our files from before that naming (`1`, `2` for the first step).
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from codetool.files import read_model
-from codetool.nodepaths import (
+from codetool_kernel.files import read_model
+from codetool_kernel.nodepaths import (
     is_legacy,
     is_node_name,
     own_step_text,
@@ -52,7 +52,7 @@ def query_file_stem(q_id: int | str) -> str:
 
 
 def tree_file(out_dir: str | os.PathLike[str], q_id: int | str) -> Path:
-    """Where `rm collect` writes the tree of query `q_id` under `out_dir`."""
+    """Where `agent collect` writes the tree of query `q_id` under `out_dir`."""
     return Path(out_dir) / DFS_DIR / f"{query_file_stem(q_id)}_path.json"
 
 
@@ -85,7 +85,7 @@ class ExecRecord(BaseModel):
 
 
 class CollectedTree(BaseModel):
-    """One query's full step tree, as written by `rm collect`."""
+    """One query's full step tree, as written by `agent collect`."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -6,9 +6,9 @@ sending the code's HTTP calls to `tools`. `AuditedSandbox` wraps any backend and
 every execution in the run's audit database.
 """
 
+from codetool_kernel.protocol import ApiCall, Cell, ExecutionResult, SandboxLimits, ToolHandler, ToolRequest, ToolResponse
 from sandbox.audit import AUDIT_DB_NAME, AuditedSandbox, AuditFilter, AuditRecord, AuditStore
 from sandbox.base import Sandbox, available_backends, create_sandbox, register_backend
-from sandbox.protocol import ApiCall, Cell, ExecutionResult, SandboxLimits, ToolHandler, ToolRequest, ToolResponse
 
 __all__ = [
     "AUDIT_DB_NAME",

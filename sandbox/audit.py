@@ -22,11 +22,11 @@ from typing import Any
 
 import structlog
 
-from codetool.errors import CodeToolError, SandboxError
-from codetool.text import truncate
+from codetool_kernel.errors import CodeToolError, SandboxError
+from codetool_kernel.protocol import Cell, ExecutionResult, ToolHandler
+from codetool_kernel.text import truncate
 from sandbox.audit_store import AUDIT_DB_NAME, AuditedApiCall, AuditFilter, AuditRecord, AuditStore
 from sandbox.base import Sandbox
-from sandbox.protocol import Cell, ExecutionResult, ToolHandler
 
 AUDIT_OUTPUT_CHARS = 64_000
 """stdout, stderr and traceback are stored up to this many characters each."""

@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from codetool.errors import DataError
-from codetool.files import to_json
-from sandbox.protocol import ApiCall
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import to_json
+from codetool_kernel.protocol import ApiCall
 
 AUDIT_DB_NAME = "audit.sqlite"
 """File name of a run's audit database inside its run directory."""

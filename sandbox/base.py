@@ -6,9 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-from codetool.lifecycle import AsyncLifecycle
-from codetool.registry import Registry
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from codetool_kernel.lifecycle import AsyncLifecycle
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from codetool_kernel.registry import Registry
 
 
 class Sandbox(AsyncLifecycle, ABC):

@@ -18,14 +18,14 @@ import asyncio
 import docker
 from docker.errors import DockerException, ImageNotFound
 
-from codetool.errors import ConfigError, SandboxError
+from codetool_kernel.errors import ConfigError, SandboxError
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.base import Sandbox, register_backend
 from sandbox.docker_engine import connect, one_line
 from sandbox.docker_pool import ContainerPool, ContainerSpec
 from sandbox.docker_stream import attached_streams
 from sandbox.exchange import run_exchange
 from sandbox.image import IMAGE_COMMAND, default_image_tag
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 
 
 @register_backend("docker")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import docker
 from docker.errors import DockerException
 
-from codetool.errors import SandboxError
+from codetool_kernel.errors import SandboxError
 
 DEFAULT_TIMEOUT_S = 120.0
 

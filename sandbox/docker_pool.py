@@ -23,11 +23,11 @@ from docker.models.containers import Container
 from docker.types import LogConfig, Ulimit
 from structlog import get_logger
 
-from codetool.errors import SandboxError
+from codetool_kernel.errors import SandboxError
+from codetool_kernel.protocol import SandboxLimits
 from sandbox.docker_engine import one_line
 from sandbox.docker_stream import raw_socket
 from sandbox.owner import owner_gone, owner_token
-from sandbox.protocol import SandboxLimits
 
 SANDBOX_LABEL = "org.codetool.sandbox"
 OWNER_LABEL = "org.codetool.sandbox.owner"

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codetool.errors import SandboxError
-from codetool.text import truncate
+from codetool_kernel.errors import SandboxError
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
+from codetool_kernel.text import truncate
 from sandbox.channel import (
     EXEC,
     HTTP_REQUEST,
@@ -33,7 +34,6 @@ from sandbox.channel import (
     ready_pid,
     write_message,
 )
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.tool_calls import ToolCallServer, too_large_response
 
 GRACE_S = 2.0

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.base import Sandbox
 from sandbox.exchange import run_exchange
 from sandbox.forkserver import ForkServer, Launcher
-from sandbox.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 
 
 class ForkedSandbox(Sandbox):

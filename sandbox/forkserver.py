@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codetool.errors import SandboxError
+from codetool_kernel.errors import SandboxError
 from sandbox.channel import ChannelError, read_message, ready_pid
 from sandbox.owner import owner_gone, owner_token
 

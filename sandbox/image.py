@@ -21,7 +21,7 @@ import docker
 from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 from structlog import get_logger
 
-from codetool.errors import SandboxError
+from codetool_kernel.errors import SandboxError
 from sandbox.docker_engine import connect, one_line
 from sandbox.forkserver import RUNNER_PACKAGE
 

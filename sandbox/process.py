@@ -31,12 +31,12 @@ from typing import ClassVar
 
 from structlog import get_logger
 
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.protocol import SandboxLimits
 from sandbox.base import register_backend
 from sandbox.bubblewrap import SANDBOX_TMP, bwrap_argv, bwrap_executable, bwrap_refusal, sandbox_python
 from sandbox.forked import ForkedSandbox
 from sandbox.forkserver import Launch, ServerDirs
-from sandbox.protocol import SandboxLimits
 from sandbox.runner.confine import LAYER_NETWORK, LAYER_UID, LAYER_WORKDIR
 
 DEFAULT_UID_BASE = 1_500_000_000

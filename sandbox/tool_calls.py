@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from codetool.text import truncate
+from codetool_kernel.protocol import ApiCall, ToolHandler, ToolRequest, ToolResponse
+from codetool_kernel.text import truncate
 from sandbox.channel import HTTP_RESPONSE, Message
-from sandbox.protocol import ApiCall, ToolHandler, ToolRequest, ToolResponse
 
 _ERROR_CHARS = 300
 

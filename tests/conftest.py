@@ -35,7 +35,7 @@ def tmdb_queries(data_dir: Path) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def quiet_logs() -> None:
     """Structured logs at warning level, as the command-line entry points configure them."""
-    from codetool.logging import configure_logging
+    from codetool_kernel.logging import configure_logging
 
     configure_logging(level="WARNING")
 

@@ -23,9 +23,9 @@ import structlog
 from multidict import CIMultiDict
 from yarl import URL
 
-from codetool.errors import ConfigError, ToolGatewayError
-from codetool.lifecycle import AsyncLifecycle
-from sandbox.protocol import ApiCall, ToolRequest, ToolResponse
+from codetool_kernel.errors import ConfigError, ToolGatewayError
+from codetool_kernel.lifecycle import AsyncLifecycle
+from codetool_kernel.protocol import ApiCall, ToolRequest, ToolResponse
 from tools.http_server import SOURCE_HEADER
 from tools.scrubbing import SecretScrubber
 from tools.secrets import attach_to_body, attach_to_headers

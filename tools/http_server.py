@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 
 from aiohttp import web
 
-from codetool.errors import ToolGatewayError
-from codetool.lifecycle import AsyncLifecycle
+from codetool_kernel.errors import ToolGatewayError
+from codetool_kernel.lifecycle import AsyncLifecycle
 
 SOURCE_HEADER = "X-CodeTool-Source"
 """Response header of the embedded servers saying where an answer came from: `simulated` (made up

@@ -7,9 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from codetool.errors import ConfigError
-from codetool.registry import Registry
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.registry import Registry
+from codetool_kernel.validation import describe_validation_error
 from tools.toolset import ToolProvider
 
 PROVIDERS: Registry[type[ToolProvider]] = Registry("tool provider", ("tools.stabletoolbench", "tools.tmdb"))

@@ -21,8 +21,8 @@ from typing import Any
 
 import structlog
 
-from codetool.errors import DataError
-from codetool.files import write_json_atomic
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import write_json_atomic
 
 log = structlog.get_logger(__name__)
 

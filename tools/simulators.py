@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import openai
 import structlog
 
-from codetool.completions import malformed_completion
-from codetool.text import truncate
+from codetool_kernel.completions import malformed_completion
+from codetool_kernel.text import truncate
 from tools.response_cache import parse_literal
 from tools.toolset import ApiSpec
 

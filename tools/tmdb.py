@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from codetool.errors import ConfigError, DataError, ToolGatewayError
-from codetool.files import read_json
-from codetool.text import truncate
+from codetool_kernel.errors import ConfigError, DataError, ToolGatewayError
+from codetool_kernel.files import read_json
+from codetool_kernel.text import truncate
 from tools.registry import parse_options, register_provider
 from tools.retrieval import ApiRetriever
 from tools.schema_shapes import compact_shape, field_names

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from codetool.lifecycle import AsyncLifecycle
+from codetool_kernel.lifecycle import AsyncLifecycle
 from tools.secrets import SecretSlot
 
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 import structlog
 from aiohttp import web
 
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 from tools.http_server import SOURCE_HEADER, EmbeddedServer
 from tools.response_cache import ResponseCache, adapt_answer, parse_literal, standardize
 from tools.simulators import Simulator, TemplateSimulator

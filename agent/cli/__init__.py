@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 from agent.cli.audit import audit_command
+from agent.cli.collect import collect_command
 from agent.cli.run import run_command
+from agent.cli.sandbox import sandbox_app
 from agent.cli.solve import solve_command
-from codetool.cli import run_cli
-from codetool.logging import configure_logging
+from codetool_kernel.cli import run_cli
+from codetool_kernel.logging import configure_logging
 
 app = typer.Typer(
     name="agent",
@@ -22,6 +24,8 @@ app = typer.Typer(
 app.command("solve")(solve_command)
 app.command("audit")(audit_command)
 app.command("run")(run_command)
+app.command("collect")(collect_command)
+app.add_typer(sandbox_app, name="sandbox", help="Run code in a CodeTool sandbox (with `--allow`, through the tool gateway).")
 
 
 @app.callback()
@@ -34,13 +38,8 @@ def _root(
 
 
 def main() -> None:
-    """Run the CLI under the exit-code policy of `codetool.cli`."""
+    """Run the CLI under the exit-code policy of `codetool_kernel.cli`."""
     run_cli(app, prog_name="python -m agent")
 
 
-def run_app(command_line: typer.Typer) -> None:
-    """Run another command line under the same policy (kept for `python -m evaluation`)."""
-    run_cli(command_line)
-
-
-__all__ = ["app", "main", "run_app"]
+__all__ = ["app", "main"]

@@ -13,10 +13,10 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from codetool.errors import DataError
-from codetool.files import to_json
-from codetool.nodepaths import ROOT, is_node_name
-from codetool.text import truncate
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import to_json
+from codetool_kernel.nodepaths import ROOT, is_node_name
+from codetool_kernel.text import truncate
 from sandbox.audit import AUDIT_DB_NAME, AuditFilter, AuditRecord, AuditStore
 
 _ERROR_CHARS = 70

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from agent.config import AgentConfig, load_config
-from codetool.paths import check_input
+from codetool_kernel.paths import check_input
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL).")]
@@ -51,17 +50,6 @@ SandboxPoolOpt = Annotated[
     int | None, typer.Option("--sandbox-pool", help="Sandbox executions at once (backend pool size).")
 ]
 ToolsDirOpt = Annotated[Path | None, typer.Option("--tools-dir", help="StableToolBench tools folder, for free-form queries.")]
-
-
-@dataclass(frozen=True)
-class ToolsetChoice:
-    """Which tool provider to build, with its options."""
-
-    name: str
-    spec: Path | None = None
-    cache: Path | None = None
-    virtual_url: str | None = None
-    tools_dir: Path | None = None
 
 
 def build_config(

@@ -37,11 +37,11 @@ from agent.cli.options import (
     VirtualUrlOpt,
     build_config,
 )
-from agent.cli.providers import check_toolset_paths
-from codetool.cli import BUDGET_SPENT, SOME_FAILED, fail, report_interrupt
-from codetool.errors import ConfigError
-from codetool.paths import check_input, check_output_dir
-from codetool.validation import describe_validation_error
+from agent.toolsets import check_toolset_paths
+from codetool_kernel.cli import BUDGET_SPENT, SOME_FAILED, fail, report_interrupt
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.paths import check_input, check_output_dir
+from codetool_kernel.validation import describe_validation_error
 
 if TYPE_CHECKING:
     from agent.runner import RunResult, RunSettings

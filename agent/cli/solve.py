@@ -33,21 +33,20 @@ from agent.cli.options import (
     TimeoutOpt,
     ToolConcurrencyOpt,
     ToolsDirOpt,
-    ToolsetChoice,
     ToolsetOpt,
     VirtualUrlOpt,
     build_config,
 )
-from agent.cli.providers import check_toolset_paths, open_provider
 from agent.config import AgentConfig
 from agent.display import EventPrinter
 from agent.events import QueryFinished, QueryStarted
+from agent.toolsets import ToolsetChoice, check_toolset_paths, open_provider
 from agent.trajectory import Trajectory
-from codetool.aio import run_interruptible
-from codetool.cli import SOME_FAILED, fail, report_interrupt
-from codetool.errors import DataError
-from codetool.files import to_json, write_json_atomic
-from codetool.paths import check_input, check_output_file
+from codetool_kernel.aio import run_interruptible
+from codetool_kernel.cli import SOME_FAILED, fail, report_interrupt
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import to_json, write_json_atomic
+from codetool_kernel.paths import check_input, check_output_file
 from tools.toolset import Query
 
 

@@ -9,7 +9,7 @@ import openai
 
 from agent.config import LLMConfig
 from agent.llm import LLMClient, Message
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 
 
 class BalancedLLMClient(LLMClient):

@@ -1,6 +1,6 @@
 """Running a benchmark: plan the session (resume), run it on an executor, record how it ended.
 
-The driver holds the run directory's lock (`codetool.dirlock`) from before it reads anything
+The driver holds the run directory's lock (`codetool_kernel.dirlock`) from before it reads anything
 until the session is recorded in `run.json`; it is the only writer of the directory.
 """
 
@@ -11,7 +11,6 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.cli.providers import open_provider
 from agent.config import AgentConfig
 from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.layout import RunLayout
@@ -22,9 +21,10 @@ from agent.runner.queries import select_queries
 from agent.runner.repair import check_audit, rebuild_audit, set_aside
 from agent.runner.settings import RunSettings
 from agent.runner.stats import RunStats
-from codetool.aio import run_interruptible
-from codetool.dirlock import DirectoryLock
-from codetool.errors import DataError
+from agent.toolsets import open_provider
+from codetool_kernel.aio import run_interruptible
+from codetool_kernel.dirlock import DirectoryLock
+from codetool_kernel.errors import DataError
 from tools.toolset import Query
 
 

@@ -23,15 +23,15 @@ from typing import Any, Protocol
 import structlog
 
 from agent.agent import CodeToolAgent, QueryFailed
-from agent.cli.providers import open_provider
 from agent.config import AgentConfig
 from agent.runner.balancing import BalancedLLMClient
 from agent.runner.layout import RunLayout
 from agent.runner.queries import select_queries
 from agent.runner.settings import RunSettings
+from agent.toolsets import open_provider
 from agent.trajectory import Trajectory
-from codetool.errors import DataError
-from codetool.text import truncate
+from codetool_kernel.errors import DataError
+from codetool_kernel.text import truncate
 from tools.toolset import Query, ToolProvider
 
 log = structlog.get_logger(__name__)

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.trajectory import Trajectory
-from codetool.errors import DataError
-from codetool.files import read_json, read_model, write_json_atomic
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import read_json, read_model, write_json_atomic
 from sandbox.audit_store import AUDIT_DB_NAME
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

@@ -14,7 +14,7 @@ from typing import Any
 from agent.config import AgentConfig, config_summary
 from agent.runner.queries import group_of
 from agent.runner.settings import RunSettings
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 from tools.toolset import Query
 
 MANIFEST_FORMAT = 1

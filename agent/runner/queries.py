@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.runner.layout import check_query_id
 from agent.runner.settings import RunSettings
-from codetool.errors import ConfigError, DataError
+from codetool_kernel.errors import ConfigError, DataError
 from tools.toolset import Query, ToolProvider
 
 TEST_FOLDER = "test_instruction"

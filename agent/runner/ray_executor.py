@@ -18,7 +18,7 @@ from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.progress import RunProgress
 from agent.runner.settings import RunSettings
 from agent.trajectory import Trajectory
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 
 _POLL_S = 0.5
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.trajectory import STATUS_OK, Trajectory
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 from sandbox.audit_store import AuditedApiCall, AuditRecord, AuditStore
 
 RECOVERED_BACKEND = "recovered"

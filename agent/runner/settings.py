@@ -9,9 +9,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.cli.options import ToolsetChoice
-from codetool.errors import ConfigError
-from codetool.validation import describe_validation_error
+from agent.toolsets import ToolsetChoice
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.validation import describe_validation_error
 
 Benchmark = Literal["stabletoolbench", "tmdb"]
 Executor = Literal["local", "ray"]

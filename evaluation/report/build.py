@@ -18,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from agent.runner import percentile
 from agent.runner.stats import prm_latencies
 from agent.trajectory import STATUS_OK, StepNode, Trajectory
-from codetool.text import truncate
+from codetool_kernel.text import truncate
 from evaluation.answers import ANSWERS_FILE, load_answers
 from evaluation.compare import group_figures, read_sopr
 from evaluation.report.charts import bar_chart

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rm.commands.common import one_error_line
+from codetool_kernel.cli import one_error_line
 from rm.export import DATASET_INFO_FILE, DEFAULT_DATASET_NAME, SHAREGPT_FILE, TRAIN_FILE
 from rm.labelling import STATS_FILE, LabelStats, NothingRead, label_trees
 from rm.labels import CodelessLeafRule, LabelConfig, TieBreak
@@ -20,7 +20,7 @@ _TIE_HELP = "on equal execution, hard and soft: higher latent is yes (latent) or
 
 
 def label_command(
-    in_dir: Annotated[Path, typer.Option("--in", help="Folder written by `rm collect` (or its dfs_data/).")],
+    in_dir: Annotated[Path, typer.Option("--in", help="Folder written by `agent collect` (or its dfs_data/).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: path_scored/, pair_path/, sft/.")],
     alpha: Annotated[float, typer.Option(help="latent = alpha^(1 - soft) * beta^(tau / L)")] = 0.9,
     beta: Annotated[float, typer.Option(help="see --alpha")] = 0.95,
@@ -32,7 +32,7 @@ def label_command(
 ) -> None:
     """Score every node, label differing sibling pairs, and export PRM training data.
 
-    Reads trees written by `rm collect` and by the reference release (`dfs_data`); exits 2 when none could be read.
+    Reads trees written by `agent collect` and by the reference release (`dfs_data`); exits 2 when none could be read.
     """
     with one_error_line():
         config = LabelConfig(

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from codetool.errors import DataError
-from codetool.files import read_json
-from codetool.logging import configure_logging
-from rm.commands.common import one_error_line
+from codetool_kernel.cli import one_error_line
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import read_json
+from codetool_kernel.logging import configure_logging
 from rm.export import DATASET_INFO_FILE
 from rm.prompt import DEFAULT_ANSWER_WORDS
 from rm.train import REPORT_FILE, TrainConfig, TrainReport, llamafactory_recipe, train_prm

@@ -5,9 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from codetool.errors import RewardModelError
-from codetool.lifecycle import AsyncLifecycle
-from codetool.registry import Registry
+from codetool_kernel.errors import RewardModelError
+from codetool_kernel.lifecycle import AsyncLifecycle
+from codetool_kernel.registry import Registry
 from rm.config import ScorerConfig
 from rm.scores import Conversation, ScoreResult
 

@@ -13,8 +13,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from codetool.aio import settled
-from codetool.errors import RewardModelError
+from codetool_kernel.aio import settled
+from codetool_kernel.errors import RewardModelError
 from rm.config import BatchingConfig
 from rm.errors import ScorerOverloadedError, one_line
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm.errors import ScoringInputError, one_line
 from rm.scorers.base import missing_extra
 from rm.scores import Conversation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm.scorers.base import Scorer, register_scorer
 from rm.scorers.batching import MicroBatcher
 from rm.scorers.hf_model import CausalLmJudge

@@ -8,7 +8,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm.config import ScorerConfig
 from rm.errors import one_line
 from rm.scorers.base import missing_extra

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from codetool.aio import gather_all
-from codetool.errors import RewardModelError
+from codetool_kernel.aio import gather_all
+from codetool_kernel.errors import RewardModelError
 from rm.errors import one_line
 from rm.scorers.base import Scorer, missing_extra, register_scorer
 from rm.scorers.chat import answer_token_ids, load_chat_tokenizer, render_prompt

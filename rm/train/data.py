@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 from rm.errors import ScoringInputError
 from rm.scorers.chat import render_prompt
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import structlog
 
-from codetool.errors import DataError, RewardModelError
-from codetool.files import write_json_atomic
+from codetool_kernel.errors import DataError, RewardModelError
+from codetool_kernel.files import write_json_atomic
 from rm.errors import one_line
 from rm.export import read_train_records
 from rm.scorers.base import missing_extra

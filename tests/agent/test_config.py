@@ -3,7 +3,7 @@
 import pytest
 
 from agent.config import config_summary, load_config
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 
 
 def test_defaults_are_the_papers():

@@ -6,7 +6,7 @@ import pytest
 
 from agent.config import LLMConfig
 from agent.llm import LLMClient
-from codetool.errors import EndpointError
+from codetool_kernel.errors import EndpointError
 from tests.support.openai_stub import OpenAIStub
 
 

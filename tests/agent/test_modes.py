@@ -19,7 +19,7 @@ import pytest
 from agent import CodeToolAgent, QueryFailed
 from agent.selection import create_selector, selection_modes
 from agent.trajectory import StepNode
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 from rm import EndpointConfig, RewardModelServer, ScorerConfig, ServerConfig, create_scorer
 from tests.support.openai_stub import OpenAIStub, Reply
 from tests.support.policies import by_step, step

@@ -12,7 +12,7 @@ from agent.config import RewardModelConfig
 from agent.latent import ScoringContext
 from agent.prm import PrmScorer
 from agent.trajectory import StepNode
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm.generate_client import GenerateClient
 from tests.agent.test_modes import GOOD_WORKING, PLAIN_WORKING, prm_server
 from tests.support.openai_stub import OpenAIStub

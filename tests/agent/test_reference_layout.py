@@ -13,7 +13,7 @@ from typing import Any
 from agent import CodeToolAgent
 from agent.runner import RunLayout
 from agent.trajectory import Trajectory
-from codetool.files import write_json_atomic
+from codetool_kernel.files import write_json_atomic
 from evaluation import load_run, render_report, scep_of, useful_outputs
 from tests.support.openai_stub import OpenAIStub
 from tests.support.policies import messi_policy

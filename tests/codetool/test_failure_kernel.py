@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from codetool.dirlock import DirectoryBusy, DirectoryLock
-from codetool.errors import CodeToolError, ConfigError, DataError, EndpointError, RewardModelError
-from codetool.files import read_json, to_json, write_json_atomic
-from codetool.retry import Backoff, TransientFault
-from codetool.validation import describe_validation_error
+from codetool_kernel.dirlock import DirectoryBusy, DirectoryLock
+from codetool_kernel.errors import CodeToolError, ConfigError, DataError, EndpointError, RewardModelError
+from codetool_kernel.files import read_json, to_json, write_json_atomic
+from codetool_kernel.retry import Backoff, TransientFault
+from codetool_kernel.validation import describe_validation_error
 from rm.scores import ScoreResult, score_from_top_logprobs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,11 +87,11 @@ async def test_backoff_retries_transient_faults_then_gives_up_in_one_error():
 def test_a_directory_has_one_writer_and_a_dead_holder_is_taken_over(tmp_path):
     with DirectoryLock(tmp_path, command="agent run"):
         with pytest.raises(DirectoryBusy, match=rf"in use by agent run \(pid {os.getpid()} on "):
-            DirectoryLock(tmp_path, command="rm collect").acquire()
+            DirectoryLock(tmp_path, command="agent collect").acquire()
     assert not (tmp_path / ".lock").exists()
     # a holder killed with -9 leaves its record, but the kernel released its flock
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from codetool.dirlock import DirectoryLock; "
+        [sys.executable, "-c", "import sys, time; from codetool_kernel.dirlock import DirectoryLock; "
          "DirectoryLock(sys.argv[1], command='agent run').acquire(); print('held', flush=True); time.sleep(60)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip

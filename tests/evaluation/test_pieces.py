@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from agent.trajectory import STATUS_ERROR, STATUS_OK, StepNode, Trajectory
-from codetool.errors import EndpointError
+from codetool_kernel.errors import EndpointError
+from codetool_kernel.protocol import ApiCall
 from evaluation import Judge, JudgeCache, follows_gold, looks_like_error, score_rounds, useful_outputs
 from evaluation.endpoint import EvalEndpoint
 from evaluation.judge import cache_key
 from evaluation.tmdb_path import called_apis
-from sandbox.protocol import ApiCall
 from tests.support.openai_stub import OpenAIStub, Reply, ToolCall
 
 

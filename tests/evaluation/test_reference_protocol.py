@@ -94,7 +94,7 @@ def _answer_details(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_export_refuses_a_method_name_that_breaks_file_names(run_dir: Path, tmp_path: Path):
-    from codetool.errors import DataError
+    from codetool_kernel.errors import DataError
 
     with pytest.raises(DataError, match="without '_'"):
         export_tooleval(load_run(run_dir), tmp_path / "out", "Code_Tool")

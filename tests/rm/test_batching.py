@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm import BatchingConfig, ScorerOverloadedError
 from rm.scorers import MicroBatcher
 

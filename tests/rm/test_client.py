@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm import RewardModelClient, ServerConfig
 from tests.rm.helpers import conversations, hf_config, running_server
 from tests.support.openai_stub import OpenAIStub

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm import ScorerConfig, ScoringInputError, create_scorer, two_way_softmax
 from tests.rm.helpers import conversations, error_without_module, hf_config
 

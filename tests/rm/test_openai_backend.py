@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from codetool.errors import ConfigError, RewardModelError
+from codetool_kernel.errors import ConfigError, RewardModelError
 from rm import MISSING_LOGPROB, EndpointConfig, RewardModelClient, ScorerConfig, create_scorer
 from tests.rm.helpers import conversations, running_server
 from tests.support.openai_stub import OpenAIStub, Reply

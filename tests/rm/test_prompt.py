@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from codetool.errors import ConfigError
-from codetool.text import TRUNCATION_MARK
+from codetool_kernel.errors import ConfigError
+from codetool_kernel.text import TRUNCATION_MARK
 from rm import PriorStep, build_prm_messages
 
 

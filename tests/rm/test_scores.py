@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from codetool.errors import RewardModelError
+from codetool_kernel.errors import RewardModelError
 from rm import MISSING_LOGPROB, ScoreResult, two_way_softmax
 from rm.scores import score_from_top_logprobs
 

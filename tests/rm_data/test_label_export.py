@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from codetool.errors import DataError
-from codetool.files import write_json_atomic
+from codetool_kernel.errors import DataError
+from codetool_kernel.files import write_json_atomic
 from rm.export import DATASET_INFO_FILE, SHAREGPT_FILE, TRAIN_FILE, read_train_records
 from rm.labelling import STATS_FILE, label_trees
 from rm.labels import LabelConfig

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from codetool.files import write_json_atomic
+from codetool_kernel.files import write_json_atomic
 from rm.export import TRAIN_FILE, read_train_records
 from rm.tree import DFS_DIR, PAIR_DIR, SFT_DIR, load_tree
 from tests.rm_data.trees import UNBALANCED, collected_tree

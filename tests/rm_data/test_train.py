@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 from rm import RewardModelClient, ScorerConfig, create_scorer
 from rm.export import DATASET_INFO_FILE, read_train_records
 from rm.train import REPORT_FILE, TrainConfig, pair_metrics, train_prm

@@ -1,10 +1,10 @@
-"""Hand-built step trees with known scores, written in the layout `rm collect` writes."""
+"""Hand-built step trees with known scores, written in the layout `agent collect` writes."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from codetool.nodepaths import ancestors_of
+from codetool_kernel.nodepaths import ancestors_of
 from rm.labels import TreeNode
 from rm.tree import CollectedTree, ExecRecord, PathEntry
 

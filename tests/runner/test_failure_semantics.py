@@ -282,18 +282,18 @@ async def test_operational_flags_reach_the_run_config(tmp_path):
     assert (settings["rm"]["timeout_s"], settings["rm"]["retries"]) == (44, 5)
 
 
-async def test_a_second_rm_collect_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
+async def test_a_second_collect_on_the_same_folder_is_refused_naming_the_holder(tmp_path):
     out, policy = tmp_path / "trees", TwoSteps(hold=True)
     args = ["collect", "--queries", str(TMDB_QUERIES), "--out", str(out), "--toolset", "tmdb", "--spec", str(TMDB_SPEC),
             "--limit", "1", "--n", "1", "--max-depth", "2", "--no-progress", "--model", "stub-model"]  # fmt: skip
     async with OpenAIStub(policy) as stub:
-        first = await start("rm", *args, "--base-url", stub.base_url)
+        first = await start("agent", *args, "--base-url", stub.base_url)
         try:
             assert await asyncio.to_thread(policy.reached.wait, 60)
-            code, _, stderr = await run("rm", *args, "--base-url", stub.base_url)
+            code, _, stderr = await run("agent", *args, "--base-url", stub.base_url)
             assert code == 2, stderr
             (line,) = error_lines(stderr)
-            assert f"{out} is in use by rm collect (pid {first.pid} on {socket.gethostname()} since " in line
+            assert f"{out} is in use by agent collect (pid {first.pid} on {socket.gethostname()} since " in line
         finally:
             policy.release.set()
         code, _, stderr = await finish(first)

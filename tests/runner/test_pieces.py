@@ -10,7 +10,7 @@ import pytest
 from agent.runner import RunLayout, RunSettings, load_prices, percentile, select_queries
 from agent.runner.layout import check_query_id
 from agent.runner.ray_executor import shard_ids
-from codetool.errors import ConfigError, DataError
+from codetool_kernel.errors import ConfigError, DataError
 from tests.runner.scenario import STB_DATA, TMDB_QUERIES, TMDB_SPEC
 from tools import create_provider
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from codetool.errors import DataError, SandboxError
+from codetool_kernel.errors import DataError, SandboxError
 from sandbox import (
     AUDIT_DB_NAME,
     ApiCall,

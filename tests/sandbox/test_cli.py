@@ -1,4 +1,4 @@
-"""`python -m sandbox run ...` as a real subprocess."""
+"""`python -m agent sandbox run ...` (the sandbox command line with the tool gateway) as a real subprocess."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from .conftest import open_sandbox_options, require_docker
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _cli(*args: str) -> tuple[int, str, str]:
+async def _cli(*args: str, command: tuple[str, ...] = ("agent", "sandbox")) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sandbox", "run", *args,
+        sys.executable, "-m", *command, "run", *args,
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -99,6 +99,14 @@ async def test_allowed_calls_go_through_the_tool_gateway(tmp_path: Path, api_ser
         (f"{api_server}/3/search/movie", 200),
         (f"{api_server}/elsewhere", None),
     ]
+
+
+async def test_the_sandbox_alone_runs_a_file_but_has_no_gateway_to_allow_calls_through(tmp_path: Path) -> None:
+    code, stdout, _ = await _cli(_script(tmp_path, "print(6 * 7)\n"), command=("sandbox",))
+    assert code == 0 and json.loads(stdout)["stdout"] == "42\n"
+    code, stdout, stderr = await _cli(_script(tmp_path, "print(1)\n"), "--allow", "http://127.0.0.1/", command=("sandbox",))
+    assert code == 2 and stdout == ""
+    assert "python -m agent sandbox run" in " ".join(stderr.replace("│", " ").split())
 
 
 async def test_every_backend_runs_a_file(tmp_path: Path, backend: str) -> None:

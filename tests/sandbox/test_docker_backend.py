@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import docker
 import pytest
 
-from codetool.errors import SandboxError
+from codetool_kernel.errors import SandboxError
 from sandbox import Cell, SandboxLimits, create_sandbox
 from sandbox.docker_backend import DockerSandbox
 from sandbox.docker_pool import OWNER_LABEL, SANDBOX_LABEL

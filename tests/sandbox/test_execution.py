@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from codetool.errors import SandboxError
+from codetool_kernel.errors import SandboxError
 from sandbox import Cell, Sandbox
 
 from .conftest import MakeSandbox

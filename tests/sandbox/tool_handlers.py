@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.protocol import ToolRequest, ToolResponse
+from codetool_kernel.protocol import ToolRequest, ToolResponse
 
 Answer = ToolResponse | Callable[[ToolRequest], ToolResponse]
 

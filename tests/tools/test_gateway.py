@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from codetool.errors import ConfigError, ToolGatewayError
-from sandbox.protocol import ToolRequest
+from codetool_kernel.errors import ConfigError, ToolGatewayError
+from codetool_kernel.protocol import ToolRequest
 from tests.tools.conftest import EchoUpstream
 from tools import ApiSpec, Route, ToolGateway, ToolSet, UrlRefused, resolve_target
 from tools.gateway import TRUNCATED_HEADER

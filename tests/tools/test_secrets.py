@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from sandbox.protocol import ToolRequest, ToolResponse
+from codetool_kernel.protocol import ToolRequest, ToolResponse
 from tests.tools.leaky_upstream import CARRIERS, ENCODINGS, HEADER_CARRIERS, NOT_IN_HEADERS, LeakyUpstream, leaked
 from tools import Route, ToolGateway, ToolSet
 from tools.gateway import TRUNCATED_HEADER

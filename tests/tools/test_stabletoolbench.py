@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from codetool.errors import ConfigError, DataError
-from sandbox.protocol import ToolRequest
+from codetool_kernel.errors import ConfigError, DataError
+from codetool_kernel.protocol import ToolRequest
 from tests.tools.conftest import DATA, STB_G1, EchoUpstream, body_of
 from tools import Query, ToolGateway, create_provider
 from tools.stabletoolbench import DEFAULT_PROMPT_URL, TOOLBENCH_KEY_MASK, StableToolBenchProvider

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from codetool.errors import ConfigError, DataError
-from sandbox.protocol import ToolRequest
+from codetool_kernel.errors import ConfigError, DataError
+from codetool_kernel.protocol import ToolRequest
 from tests.tools.conftest import TMDB_QUERIES, TMDB_SPEC, EchoUpstream, body_of
 from tools import Query, TmdbProvider, ToolGateway, create_provider
 from tools.tmdb import TMDB_TOKEN_MASK

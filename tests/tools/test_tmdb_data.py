@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from sandbox.protocol import ToolRequest, ToolResponse
+from codetool_kernel.protocol import ToolRequest, ToolResponse
 from tests.tools.conftest import TMDB_SPEC
 from tools import Query, ToolGateway, create_provider, load_tmdb_spec
 from tools.http_server import EmbeddedServer

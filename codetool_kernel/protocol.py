@@ -5,7 +5,8 @@ backend runs it and returns an `ExecutionResult`; while it runs, every HTTP call
 makes becomes a `ToolRequest` handed to a `ToolHandler` (the tool gateway in practice),
 which answers a `ToolResponse` and records an `ApiCall`.
 
-The wire format between the host and the in-sandbox runner is in `sandbox.channel`.
+The wire format between the host and the in-sandbox runner is in `sandbox.channel`; these types live in the
+kernel so that `sandbox` and `tools` both speak them without importing each other.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m rm collect`: full step trees of training queries, one file per query, resumable."""
+"""`python -m agent collect`: full step trees of training queries, one file per query, resumable."""
 
 from __future__ import annotations
 
@@ -20,20 +20,18 @@ from agent.cli.options import (
     SpecOpt,
     TimeoutOpt,
     ToolsDirOpt,
-    ToolsetChoice,
     ToolsetOpt,
     VirtualUrlOpt,
     build_config,
 )
-from agent.cli.providers import open_provider
+from agent.collect import FAILURES_FILE, CollectProgress, CollectReport, TreeCollector
 from agent.config import AgentConfig
-from codetool.aio import run_interruptible
-from codetool.cli import report_interrupt
-from codetool.dirlock import DirectoryLock
-from codetool.errors import CodeToolError, DataError
-from codetool.paths import check_output_dir
-from rm.collect import FAILURES_FILE, CollectProgress, CollectReport, TreeCollector
-from rm.commands.common import one_error_line
+from agent.toolsets import ToolsetChoice, open_provider
+from codetool_kernel.aio import run_interruptible
+from codetool_kernel.cli import one_error_line, report_interrupt
+from codetool_kernel.dirlock import DirectoryLock
+from codetool_kernel.errors import CodeToolError, DataError
+from codetool_kernel.paths import check_output_dir
 from rm.tree import DFS_DIR
 from tools.toolset import Query, ToolProvider
 
@@ -67,7 +65,7 @@ def collect_command(
             config, base_url=base_url, model=model, n=n, max_depth=max_depth, sandbox=sandbox, timeout=timeout
         )
         choice = ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir)
-        with DirectoryLock(out, command="rm collect"):  # one writer per output folder
+        with DirectoryLock(out, command="agent collect"):  # one writer per output folder
             try:
                 report = run_interruptible(_collect(agent_config, choice, queries, out, concurrency, limit, progress))
             except KeyboardInterrupt:

@@ -1,12 +1,24 @@
-"""Building the tool provider a command asked for."""
+"""Which tool provider a command or a run asked for, and building it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from agent.cli.options import ToolsetChoice
-from codetool.paths import check_input
+from codetool_kernel.paths import check_input
 from tools import ToolProvider, create_provider
+
+
+@dataclass(frozen=True)
+class ToolsetChoice:
+    """Which tool provider to build, with its options."""
+
+    name: str
+    spec: Path | None = None
+    cache: Path | None = None
+    virtual_url: str | None = None
+    tools_dir: Path | None = None
 
 
 def check_toolset_paths(choice: ToolsetChoice) -> ToolsetChoice:

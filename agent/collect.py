@@ -1,4 +1,4 @@
-"""`rm collect`: expand the whole step tree of each training query and write it in the reference layout.
+"""`agent collect`: expand the whole step tree of each training query and write it in the reference layout.
 
 Every node samples `n` children until a leaf (`[All Finished]`, no code, or the depth limit); all
 nodes of one level are expanded together, their candidates sampled and executed concurrently, and
@@ -24,11 +24,11 @@ from agent.expansion import QueryRun
 from agent.llm import LLMClient
 from agent.runtime import Runtime, open_runtime
 from agent.trajectory import STATUS_OK, StepNode, program_so_far
-from codetool.aio import gather_all
-from codetool.errors import CodeToolError, ConfigError, DataError
-from codetool.files import write_json_atomic
-from codetool.lifecycle import AsyncLifecycle
-from codetool.nodepaths import ancestors_of
+from codetool_kernel.aio import gather_all
+from codetool_kernel.errors import CodeToolError, ConfigError, DataError
+from codetool_kernel.files import write_json_atomic
+from codetool_kernel.lifecycle import AsyncLifecycle
+from codetool_kernel.nodepaths import ancestors_of
 from rm.tree import (
     DFS_DIR,
     CollectedTree,

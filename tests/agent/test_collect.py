@@ -1,4 +1,4 @@
-"""`rm collect` on two StableToolBench queries: stand-in LLM, real sandbox, gateway and virtual API server."""
+"""`agent collect` on two StableToolBench queries: stand-in LLM, real sandbox, gateway and virtual API server."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
+from agent.collect import FAILURES_FILE, TreeCollector
 from agent.prompts import build_instruction
 from agent.trajectory import StepNode
-from codetool.errors import DataError
-from rm.collect import FAILURES_FILE, TreeCollector
+from codetool_kernel.errors import DataError
 from rm.labelling import label_trees
 from rm.tree import DFS_DIR, load_tree, path_order, tree_file
 from tests.agent.conftest import agent_config
@@ -150,7 +150,7 @@ async def test_killed_run_keeps_finished_files_and_resumes(two_queries: Path, tm
 
     async with OpenAIStub(policy) as stub:
         args = [
-            "-m", "rm", "collect", "--queries", str(two_queries), "--out", str(out), "--toolset", "stabletoolbench",
+            "-m", "agent", "collect", "--queries", str(two_queries), "--out", str(out), "--toolset", "stabletoolbench",
             "--base-url", stub.base_url, "--model", "stub-model", "--n", "2", "--max-depth", "3", "--concurrency", "1",
         ]  # fmt: skip
         env = {**os.environ, "OPENAI_API_KEY": "test"}
@@ -192,7 +192,7 @@ async def test_query_ids_that_would_share_a_file_are_refused(tmp_path: Path) -> 
 
 def test_collect_command_reports_a_missing_query_file_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rm", "collect", "--queries", str(tmp_path / "none.json"), "--out", str(tmp_path)],
+        [sys.executable, "-m", "agent", "collect", "--queries", str(tmp_path / "none.json"), "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path / 'none.json'}: no such file"

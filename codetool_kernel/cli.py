@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import typer
 from pydantic import ValidationError
 
-from codetool.errors import CodeToolError
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import CodeToolError
+from codetool_kernel.validation import describe_validation_error
 
 OK = 0
 SOME_FAILED = 1
@@ -62,6 +64,17 @@ def fail(message: str, code: int) -> typer.Exit:
     """Print `error: message` on stderr; the `typer.Exit` to raise with `code`."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def one_error_line() -> Iterator[None]:
+    """Turn a `CodeToolError` into `error: ...` on stderr and its exit code, a bad option into exit code 2."""
+    try:
+        yield
+    except CodeToolError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    except ValidationError as exc:
+        raise fail(f"invalid option: {describe_validation_error(exc)}", BAD_INPUT) from None
 
 
 def run_cli(command_line: typer.Typer, *, prog_name: str | None = None) -> None:

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from codetool.errors import DataError
-from codetool.validation import describe_validation_error
+from codetool_kernel.errors import DataError
+from codetool_kernel.validation import describe_validation_error
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 
 T = TypeVar("T", bound=type)
 

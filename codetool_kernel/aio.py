@@ -37,7 +37,7 @@ def run_interruptible(main: Coroutine[Any, Any, T]) -> T:
 
 
 async def _stoppable(main: Coroutine[Any, Any, T]) -> T:
-    from codetool.cli import note_signal
+    from codetool_kernel.cli import note_signal
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()

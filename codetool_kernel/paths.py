@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 
 
 def check_input(path: Path, option: str, *, kind: str = "any") -> Path:

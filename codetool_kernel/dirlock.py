@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from codetool.errors import DataError
+from codetool_kernel.errors import DataError
 
 LOCK_NAME = ".lock"
 

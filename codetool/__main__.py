@@ -1,0 +1,3 @@
+from codetool.console import main
+
+main()

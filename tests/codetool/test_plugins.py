@@ -1,0 +1,158 @@
+"""A user's package plugs its own tool provider and sandbox in through `codetool`'s public API only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import codetool
+from tests.support.openai_stub import OpenAIStub
+from tests.support.policies import step, step_of
+
+
+@pytest.fixture
+async def weather_api() -> AsyncIterator[str]:
+    async def temperature(request: web.Request) -> web.Response:
+        return web.json_response({"city": request.query["city"], "celsius": 21})
+
+    app = web.Application()
+    app.router.add_get("/temp", temperature)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+@codetool.register_provider("weather-plugin-test")
+class WeatherProvider(codetool.ToolProvider):
+    """One API on a loopback server, offered to every query."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def toolset_for(self, query: codetool.Query) -> codetool.ToolSet:
+        from tools import Route  # a tool set's parts live with the tool sets
+
+        return codetool.ToolSet(
+            name="weather",
+            apis=(),
+            routes=(Route(prefix=f"{self.base_url}/", upstream=f"{self.base_url}/"),),
+            docs=f"GET {self.base_url}/temp?city=NAME answers {{'city': NAME, 'celsius': C}}",
+        )
+
+    def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[codetool.Query]:
+        return []
+
+
+@codetool.register_sandbox("recording-plugin-test")
+class RecordingSandbox(codetool.Sandbox):
+    """Runs every cell in the restricted backend and keeps the code it was given."""
+
+    cells: list[str] = []
+
+    def __init__(self, limits: Any = None, **options: Any) -> None:
+        super().__init__(limits)
+        self.inner = codetool.create_sandbox("restricted", limits, **options)
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def execute(self, cell: Any, tools: Any = None) -> Any:
+        RecordingSandbox.cells.append(cell.code)
+        return await self.inner.execute(cell, tools)
+
+
+def weather_policy(body: dict[str, Any]) -> list[str]:
+    docs = body["messages"][0]["content"]
+    base = docs[docs.index("GET http://") + 4 : docs.index("/temp?city")]
+    if step_of(body) == 1:
+        code = f"import requests\nanswer = requests.get('{base}/temp', params={{'city': 'Oslo'}}).json()\nprint(answer)"
+        return [step(1, "Ask the weather API", code)]
+    return [step(2, "Answer", "print(f\"It is {answer['celsius']} degrees in Oslo.\")", finished=True)]
+
+
+async def test_a_registered_tool_provider_and_sandbox_solve_a_query(weather_api: str) -> None:
+    async with OpenAIStub(weather_policy) as stub:
+        trajectory = await codetool.solve_async(
+            "How warm is it in Oslo?",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides={
+                "llm": {"base_url": stub.base_url, "api_key": "test", "model": "stub-model", "max_retries": 0},
+                "search": {"n": 1},
+                "sandbox": {"backend": "recording-plugin-test", "options": {"pool_size": 1}},
+            },
+        )
+    assert trajectory.final_answer == "It is 21 degrees in Oslo.", [node.error for node in trajectory.nodes]
+    calls = [call for node in trajectory.chosen_nodes() for call in node.api_calls]
+    assert [(call.url, call.status) for call in calls][0] == (f"{weather_api}/temp", 200)
+    assert any("/temp" in code for code in RecordingSandbox.cells)
+
+
+def test_an_unregistered_name_lists_the_registered_ones() -> None:
+    with pytest.raises(codetool.ConfigError, match="weather-plugin-test"):
+        codetool.create_provider("no-such-provider")
+
+
+class PrefersB:
+    """An in-process latent scorer: the candidate that prints B is the good one."""
+
+    def __init__(self) -> None:
+        self.contexts: list[codetool.ScoringContext] = []
+
+    async def score(self, context: codetool.ScoringContext) -> list[codetool.LatentScore]:
+        self.contexts.append(context)
+        return [codetool.LatentScore(score=0.9 if "'B'" in node.code else 0.1) for node in context.candidates]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def two_answers(body: dict[str, Any]) -> list[str]:
+    return [step(1, "Answer", f"print({letter!r})", finished=True) for letter in "AB"]
+
+
+async def test_a_latent_scorer_of_ones_own_picks_the_step(weather_api: str) -> None:
+    scorer = PrefersB()
+    async with OpenAIStub(two_answers) as stub:
+        trajectory = await codetool.solve_async(
+            "A or B?",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides={
+                "llm": {"base_url": stub.base_url, "api_key": "test", "model": "stub-model", "max_retries": 0},
+                "search": {"n": 2, "mode": "no-spot"},
+            },
+            scorer=scorer,
+        )
+    assert trajectory.final_answer == "B", [node.error for node in trajectory.nodes]
+    assert [len(context.candidates) for context in scorer.contexts] == [2]
+
+
+def never_finishes(body: dict[str, Any]) -> list[str]:
+    number = step_of(body)
+    return [step(number, "One more step", f"print({number})")] * body.get("n", 1)
+
+
+async def test_beam_search_stops_at_the_depth_limit(weather_api: str) -> None:
+    async with OpenAIStub(never_finishes) as stub:
+        trajectory = await codetool.solve_async(
+            "Count on.",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides={
+                "llm": {"base_url": stub.base_url, "api_key": "test", "model": "stub-model", "max_retries": 0},
+                "search": {"n": 2, "mode": "beam", "beam_width": 2, "max_depth": 2},
+            },
+            scorer=PrefersB(),
+        )
+    assert max(node.depth for node in trajectory.nodes) == 2
+    assert len(trajectory.chosen_path) == 2 and trajectory.stop_reason == "max_depth"

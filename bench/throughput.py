@@ -43,7 +43,7 @@ from agent.runner import RunSettings, load_trajectory, run_benchmark  # noqa: E4
 from bench.throughput_memory import PeakRss  # noqa: E402
 from bench.throughput_reference import percentiles_ms, run_reference  # noqa: E402
 from bench.throughput_servers import MODEL, ModelServers, chain_queries, chain_steps, load_raw_queries  # noqa: E402
-from codetool.logging import configure_logging  # noqa: E402
+from codetool_kernel.logging import configure_logging  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "stabletoolbench"
 GROUP = "G1_instruction"

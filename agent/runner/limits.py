@@ -12,7 +12,7 @@ import inspect
 from typing import Any
 
 from agent.config import AgentConfig
-from codetool.errors import ConfigError
+from codetool_kernel.errors import ConfigError
 from sandbox.base import BACKENDS
 
 

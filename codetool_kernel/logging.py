@@ -9,6 +9,16 @@ from typing import TextIO
 import structlog
 
 
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written (a test runner or a console may swap it after set-up)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(*, level: str = "WARNING", json_lines: bool = False, stream: TextIO | None = None) -> None:
     """Configure structlog once at an entry point (never at import time)."""
     renderer: structlog.types.Processor = (
@@ -22,6 +32,6 @@ def configure_logging(*, level: str = "WARNING", json_lines: bool = False, strea
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or _CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rm.schemas import ScoreRequest
 from tests.support.openai_stub import OpenAIStub
 from tests.support.policies import STB_URL, stb_key_from, step, step_of
+from tools.http_server import EmbeddedServer
 
 MODEL = "bench-policy"
 
@@ -71,31 +72,25 @@ class ChainPolicy:
         return [step(number, f"Call {api['api_name']}", code)]
 
 
-class LatencyPrm:
+class LatencyPrm(EmbeddedServer):
     """`POST /score` after `latency_s` per batch; scores vary with the item so that the choice is real."""
 
     def __init__(self, latency_s: float) -> None:
+        super().__init__()
+        self.url = ""
         self.latency_s = latency_s
         self.requests = 0
         self.items = 0
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def __aenter__(self) -> LatencyPrm:
+    async def start(self) -> None:
+        await super().start()
+        self.url = self.base_url  # kept after close, for messages that name it
+
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/score", self._score)
         app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "model": "bench-prm", "backend": "latency", "counters": {}})

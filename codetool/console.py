@@ -7,17 +7,15 @@ are those of `codetool_kernel.cli`; `python -m agent solve` and the other `pytho
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+from agent.cli import configure_from_options
 from agent.cli.audit import audit_command
 from agent.cli.collect import collect_command
 from agent.cli.run import run_command
 from agent.cli.sandbox import sandbox_app
 from agent.cli.solve import solve_command
 from codetool_kernel.cli import run_cli
-from codetool_kernel.logging import configure_logging
 from evaluation.cli import app as eval_app
 from rm.cli import app as rm_app
 from tools.cli import app as tools_app
@@ -39,13 +37,7 @@ app.add_typer(rm_app, name="rm", help="The process reward model: serve, label, t
 app.add_typer(eval_app, name="eval", help="Evaluate runs: final answers, SoPR, SCEP, TMDB paths, comparisons, reports.")
 
 
-@app.callback()
-def _root(
-    log_level: Annotated[str, typer.Option("--log-level", envvar="CODETOOL_LOG_LEVEL", help="debug, info, warning, error.")] = "warning",
-    log_json: Annotated[bool, typer.Option("--log-json", help="Structured logs as JSON lines on stderr.")] = False,
-) -> None:
-    """CodeTool: programmatic tool use by LLMs under process supervision."""
-    configure_logging(level=log_level, json_lines=log_json)
+app.callback(help="CodeTool: programmatic tool use by LLMs under process supervision.")(configure_from_options)
 
 
 def main() -> None:

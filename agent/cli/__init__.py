@@ -29,7 +29,7 @@ app.add_typer(sandbox_app, name="sandbox", help="Run code in a CodeTool sandbox 
 
 
 @app.callback()
-def _root(
+def configure_from_options(
     log_level: Annotated[str, typer.Option("--log-level", envvar="CODETOOL_LOG_LEVEL", help="debug, info, warning, error.")] = "warning",
     log_json: Annotated[bool, typer.Option("--log-json", help="Structured logs as JSON lines on stderr.")] = False,
 ) -> None:
@@ -42,4 +42,4 @@ def main() -> None:
     run_cli(app, prog_name="python -m agent")
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "configure_from_options", "main"]

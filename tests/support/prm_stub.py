@@ -15,34 +15,30 @@ from typing import Any
 
 from aiohttp import web
 
+from tools.http_server import EmbeddedServer
+
 Answer = Sequence[float] | str
 
 
-class PrmStub:
+class PrmStub(EmbeddedServer):
     """`async with PrmStub([[0.9, 0.1], [float("nan")]]) as prm:` then `--rm-url prm.url`."""
 
     def __init__(self, answers: Sequence[Answer]) -> None:
+        super().__init__()
+        self.url = ""
         assert answers, "script at least one answer"
         self.answers = list(answers)
         self.requests: list[dict[str, Any]] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def __aenter__(self) -> PrmStub:
+    async def start(self) -> None:
+        await super().start()
+        self.url = self.base_url  # kept after close, for messages that name it
+
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/score", self._score)
         app.router.add_get("/health", self._health)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "model": "stub-prm", "backend": "stub", "counters": {}})

@@ -14,11 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
+from tools.http_server import EmbeddedServer
 
-class ReferencePrm:
+
+class ReferencePrm(EmbeddedServer):
     """`async with ReferencePrm(judge) as prm:` serves at `prm.url`."""
 
     def __init__(self, judge: Callable[[str], float], *, hold: bool = False) -> None:
+        super().__init__()
+        self.url = ""
         self.judge = judge
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -27,22 +31,19 @@ class ReferencePrm:
         self.arrived = asyncio.Condition()
         if not hold:
             self.released.set()
-        self.url = ""
+
+    async def start(self) -> None:
+        await super().start()
+        self.url = self.base_url  # kept after close, for messages that name it
+
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.add_routes([web.post("/generate", self._generate)])
-        self._runner = web.AppRunner(app, access_log=None)
+        return app
 
-    async def __aenter__(self) -> ReferencePrm:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    async def aclose(self) -> None:
         self.released.set()
-        await self._runner.cleanup()
+        await super().aclose()
 
     async def wait_for_arrivals(self, count: int) -> None:
         async with self.arrived:

@@ -100,6 +100,21 @@ class RewardModelConfig(_Frozen):
     fallback_to_no_latent: bool = False
 
 
+class ToolSourcesConfig(_Frozen):
+    """Tool sources offered to every query besides (or instead of) a benchmark tool set."""
+
+    openapi: tuple[str, ...] = ()
+    """OpenAPI 3 specs (file paths or http(s) URLs, JSON or YAML)."""
+    mcp: tuple[str, ...] = ()
+    """MCP servers: a stdio command line (`python my_server.py`) or a streamable-HTTP URL."""
+    functions: tuple[str, ...] = ()
+    """Python tool functions: `package.module` or `package.module:attribute` (see `tools.function_tool`)."""
+
+    @property
+    def any(self) -> bool:
+        return bool(self.openapi or self.mcp or self.functions)
+
+
 class AgentConfig(_Frozen):
     """Everything a `CodeToolAgent` needs."""
 
@@ -108,6 +123,7 @@ class AgentConfig(_Frozen):
     sandbox: SandboxConfig = SandboxConfig()
     gateway: GatewayConfig = GatewayConfig()
     rm: RewardModelConfig = RewardModelConfig()
+    tools: ToolSourcesConfig = ToolSourcesConfig()
     audit_db: str | None = None
     """SQLite file that records every execution (see `python -m agent audit`); None records nothing."""
     audit_jsonl: str | None = None

@@ -1,4 +1,4 @@
-"""Which tool provider a command or a run asked for, and building it."""
+"""Which tool sources a command or a run asked for, and building their provider."""
 
 from __future__ import annotations
 
@@ -6,19 +6,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.config import ToolSourcesConfig
+from codetool_kernel.errors import ConfigError
 from codetool_kernel.paths import check_input
 from tools import ToolProvider, create_provider
+from tools.composite import CompositeProvider
+
+BENCHMARK_TOOLSETS = ("tmdb", "stabletoolbench")
 
 
 @dataclass(frozen=True)
 class ToolsetChoice:
-    """Which tool provider to build, with its options."""
+    """A benchmark tool set (or None) with its options, and the other tool sources to offer with it."""
 
-    name: str
+    name: str | None
     spec: Path | None = None
     cache: Path | None = None
     virtual_url: str | None = None
     tools_dir: Path | None = None
+    sources: ToolSourcesConfig = ToolSourcesConfig()
+
+
+def default_toolset(asked: str | None, sources: ToolSourcesConfig, default: str) -> str | None:
+    """The benchmark tool set to use: the one asked for, else `default` unless other sources were given."""
+    if asked is not None:
+        return asked
+    return None if sources.any else default
 
 
 def check_toolset_paths(choice: ToolsetChoice) -> ToolsetChoice:
@@ -26,19 +39,43 @@ def check_toolset_paths(choice: ToolsetChoice) -> ToolsetChoice:
     for option, path in (("--spec", choice.spec), ("--cache", choice.cache), ("--tools-dir", choice.tools_dir)):
         if path is not None:
             check_input(path, option)
+    for spec in choice.sources.openapi:
+        if not spec.startswith(("http://", "https://")):
+            check_input(Path(spec), "--openapi", kind="file")
+    if choice.name is None and not choice.sources.any:
+        raise ConfigError("no tool source: give --toolset, --openapi, --mcp or --tools")
     return choice
 
 
 def open_provider(choice: ToolsetChoice) -> ToolProvider:
     """The provider for `choice`, not started yet (use it with `async with`)."""
+    primary = [] if choice.name is None else [_benchmark_provider(choice, choice.name)]
+    return combine([*primary, *source_providers(choice.sources)])
+
+
+def source_providers(sources: ToolSourcesConfig) -> list[ToolProvider]:
+    """A provider (not started) per OpenAPI spec and per functions module, and one for all MCP servers."""
+    providers = [create_provider("openapi", spec=spec) for spec in sources.openapi]
+    if sources.mcp:
+        providers.append(create_provider("mcp", servers=list(sources.mcp)))
+    providers += [create_provider("functions", module=module) for module in sources.functions]
+    return providers
+
+
+def combine(providers: list[ToolProvider]) -> ToolProvider:
+    """The one provider of `providers`, or their union (the first is primary)."""
+    return providers[0] if len(providers) == 1 else CompositeProvider(providers)
+
+
+def _benchmark_provider(choice: ToolsetChoice, name: str) -> ToolProvider:
     options: dict[str, Any] = {}
-    if choice.name == "tmdb":
+    if name == "tmdb":
         if choice.spec is not None:
             options["spec_path"] = str(choice.spec)
         if choice.cache is not None:
             options["cache_dir"] = str(choice.cache)
-    elif choice.name == "stabletoolbench":
+    elif name == "stabletoolbench":
         for key, value in (("cache_dir", choice.cache), ("virtual_url", choice.virtual_url), ("tools_dir", choice.tools_dir)):
             if value is not None:
                 options[key] = str(value)
-    return create_provider(choice.name, **options)
+    return create_provider(name, **options)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from agent import AgentConfig, CodeToolAgent, LatentScorer, Trajectory, load_config
 from agent.config import update_config
-from tools import Query, create_provider
+from agent.toolsets import combine, source_providers
+from tools import Query, ToolProvider, create_provider
 
 ConfigSource = AgentConfig | str | os.PathLike[str] | None
+Sources = str | Sequence[str] | None
 
 
 def build_config(config: ConfigSource = None, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
@@ -24,22 +26,29 @@ def build_config(config: ConfigSource = None, overrides: Mapping[str, Any] | Non
 async def solve_async(
     query: str | Query,
     *,
-    tools: str = "tmdb",
+    tools: str | ToolProvider | None = None,
     tool_options: Mapping[str, Any] | None = None,
+    openapi: Sources = None,
+    mcp: Sources = None,
+    functions: Sequence[Callable[..., Any] | str] | str | None = None,
     config: ConfigSource = None,
     overrides: Mapping[str, Any] | None = None,
     scorer: LatentScorer | None = None,
 ) -> Trajectory:
-    """Solve `query` with the tool provider registered as `tools` (options: `tool_options`); the `Trajectory`.
+    """Solve `query` with the tools given; the `Trajectory`.
 
-    `config` is an `AgentConfig`, a YAML path, or None (environment and defaults); `overrides` are nested
+    Tools: `tools` is a registered provider's name (options: `tool_options`) or a `ToolProvider`;
+    `openapi` OpenAPI 3 specs (paths or URLs), `mcp` MCP servers (stdio command lines or URLs),
+    `functions` Python functions (or `module[:attribute]` names) offered besides it, and the config's
+    `tools` section adds its own. With none of these, the TMDB tool set. `config` is an `AgentConfig`, a YAML path, or None (environment and defaults); `overrides` are nested
     like the YAML file, e.g. `{"llm": {"model": "..."}, "search": {"n": 2}}`. `scorer` scores candidates
     in-process instead of the PRM server at `rm.url` (it is used as it is and left open). A failure of the LLM
     endpoint, the PRM or the sandbox raises `QueryFailed`, whose `.trajectory` keeps what was done.
     """
     agent_config = build_config(config, overrides)
     the_query = query if isinstance(query, Query) else Query(query_id="query", text=query)
-    async with create_provider(tools, **dict(tool_options or {})) as provider:
+    provider = tool_provider(agent_config, tools, tool_options, openapi=openapi, mcp=mcp, functions=functions)
+    async with provider:
         toolset = provider.toolset_for(the_query)
         async with CodeToolAgent(agent_config, scorer=scorer) as agent:
             return await agent.solve(the_query, toolset)
@@ -48,13 +57,53 @@ async def solve_async(
 def solve(
     query: str | Query,
     *,
-    tools: str = "tmdb",
+    tools: str | ToolProvider | None = None,
     tool_options: Mapping[str, Any] | None = None,
+    openapi: Sources = None,
+    mcp: Sources = None,
+    functions: Sequence[Callable[..., Any] | str] | str | None = None,
     config: ConfigSource = None,
     overrides: Mapping[str, Any] | None = None,
     scorer: LatentScorer | None = None,
 ) -> Trajectory:
     """Blocking twin of `solve_async`, for scripts without an event loop."""
     return asyncio.run(
-        solve_async(query, tools=tools, tool_options=tool_options, config=config, overrides=overrides, scorer=scorer)
+        solve_async(
+            query, tools=tools, tool_options=tool_options, openapi=openapi, mcp=mcp, functions=functions,
+            config=config, overrides=overrides, scorer=scorer,
+        )  # fmt: skip
     )
+
+
+def tool_provider(
+    config: AgentConfig,
+    tools: str | ToolProvider | None = None,
+    tool_options: Mapping[str, Any] | None = None,
+    *,
+    openapi: Sources = None,
+    mcp: Sources = None,
+    functions: Sequence[Callable[..., Any] | str] | str | None = None,
+) -> ToolProvider:
+    """One provider (not started) for every tool source given here and in `config.tools`; TMDB when none is."""
+    given = [functions] if isinstance(functions, str) else list(functions or ())
+    callables = [item for item in given if not isinstance(item, str)]
+    sources = config.tools.model_copy(
+        update={
+            "openapi": (*_listed(openapi), *config.tools.openapi),
+            "mcp": (*_listed(mcp), *config.tools.mcp),
+            "functions": (*(item for item in given if isinstance(item, str)), *config.tools.functions),
+        }
+    )
+    providers: list[ToolProvider] = []
+    if isinstance(tools, ToolProvider):
+        providers.append(tools)
+    elif tools is not None or not (sources.any or callables):
+        providers.append(create_provider(tools or "tmdb", **dict(tool_options or {})))
+    providers += source_providers(sources)
+    if callables:
+        providers.append(create_provider("functions", functions=callables))
+    return combine(providers)
+
+
+def _listed(value: Sources) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or ())

@@ -14,8 +14,11 @@ from agent.cli.options import (
     CacheOpt,
     ConfigOpt,
     DepthOpt,
+    FunctionToolsOpt,
+    McpOpt,
     ModelOpt,
     NOpt,
+    OpenApiOpt,
     SandboxOpt,
     SpecOpt,
     TimeoutOpt,
@@ -26,7 +29,7 @@ from agent.cli.options import (
 )
 from agent.collect import FAILURES_FILE, CollectProgress, CollectReport, TreeCollector
 from agent.config import AgentConfig
-from agent.toolsets import ToolsetChoice, open_provider
+from agent.toolsets import ToolsetChoice, check_toolset_paths, default_toolset, open_provider
 from codetool_kernel.aio import run_interruptible
 from codetool_kernel.cli import one_error_line, report_interrupt
 from codetool_kernel.dirlock import DirectoryLock
@@ -39,7 +42,7 @@ from tools.toolset import Query, ToolProvider
 def collect_command(
     queries: Annotated[Path, typer.Option("--queries", help="Query file, or a folder of query files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; trees go to OUT/dfs_data/.")],
-    toolset: ToolsetOpt = "stabletoolbench",
+    toolset: ToolsetOpt = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Queries expanded at once.")] = 4,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Only the first N queries.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Live progress bar on stderr.")] = True,
@@ -54,6 +57,9 @@ def collect_command(
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
     tools_dir: ToolsDirOpt = None,
+    openapi: OpenApiOpt = None,
+    mcp: McpOpt = None,
+    function_tools: FunctionToolsOpt = None,
 ) -> None:
     """Expand the full step tree of every query (n children per node) and write OUT/dfs_data/{q_id}_path.json.
 
@@ -62,9 +68,16 @@ def collect_command(
     with one_error_line():
         check_output_dir(out, "--out")
         agent_config = build_config(
-            config, base_url=base_url, model=model, n=n, max_depth=max_depth, sandbox=sandbox, timeout=timeout
-        )
-        choice = ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir)
+            config, base_url=base_url, model=model, n=n, max_depth=max_depth, sandbox=sandbox, timeout=timeout,
+            openapi=openapi, mcp=mcp, function_tools=function_tools,
+        )  # fmt: skip
+        sources = agent_config.tools
+        choice = check_toolset_paths(
+            ToolsetChoice(
+                default_toolset(toolset, sources, "stabletoolbench"), spec=spec, cache=cache,
+                virtual_url=virtual_url, tools_dir=tools_dir, sources=sources,
+            )
+        )  # fmt: skip
         with DirectoryLock(out, command="agent collect"):  # one writer per output folder
             try:
                 report = run_interruptible(_collect(agent_config, choice, queries, out, concurrency, limit, progress))

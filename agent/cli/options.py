@@ -24,7 +24,21 @@ RmUrlOpt = Annotated[str | None, typer.Option("--rm-url", help="Process reward m
 RmProtocolOpt = Annotated[
     str | None, typer.Option("--rm-protocol", help="PRM contract: score (ours), generate (the reference's), auto.")
 ]
-ToolsetOpt = Annotated[str, typer.Option("--toolset", "-t", help="Tool set: tmdb or stabletoolbench.")]
+ToolsetOpt = Annotated[
+    str | None,
+    typer.Option("--toolset", "-t", help="Benchmark tool set: tmdb or stabletoolbench (default tmdb, none with --openapi/--mcp/--tools)."),
+]
+OpenApiOpt = Annotated[
+    list[str] | None, typer.Option("--openapi", help="An OpenAPI 3 spec (file or URL) whose endpoints become tools; repeatable.")
+]
+McpOpt = Annotated[
+    list[str] | None,
+    typer.Option("--mcp", help="An MCP server whose tools the code may call: a stdio command line or an http(s) URL; repeatable."),
+]
+FunctionToolsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tools", help="Python tool functions: package.module[:attribute] (see tools.function_tool); repeatable."),
+]
 SpecOpt = Annotated[
     Path | None, typer.Option("--spec", help="TMDB spec (tmdb_spec.json[.gz]); default: the RestBench spec shipped with CodeTool.")
 ]
@@ -74,6 +88,9 @@ def build_config(
     tool_concurrency: int | None = None,
     sandbox_pool: int | None = None,
     rm_protocol: str | None = None,
+    openapi: list[str] | None = None,
+    mcp: list[str] | None = None,
+    function_tools: list[str] | None = None,
 ) -> AgentConfig:
     """Apply the flags that were given on top of file, environment and defaults (every problem in one error)."""
     if config_file is not None:
@@ -101,6 +118,9 @@ def build_config(
     put("rm", "max_connections", prm_concurrency)
     put("gateway", "concurrency", tool_concurrency)
     put("rm", "protocol", rm_protocol)
+    put("tools", "openapi", openapi or None)
+    put("tools", "mcp", mcp or None)
+    put("tools", "functions", function_tools or None)
     if timeout is not None:
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
     if sandbox_pool is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,12 +17,15 @@ from agent.cli.options import (
     CacheOpt,
     ConfigOpt,
     DepthOpt,
+    FunctionToolsOpt,
     LlmConcurrencyOpt,
     LlmRetriesOpt,
     LlmTimeoutOpt,
+    McpOpt,
     ModelOpt,
     ModeOpt,
     NOpt,
+    OpenApiOpt,
     PrmConcurrencyOpt,
     PrmRetriesOpt,
     PrmTimeoutOpt,
@@ -121,6 +125,9 @@ def run_command(
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
     tools_dir: ToolsDirOpt = None,
+    openapi: OpenApiOpt = None,
+    mcp: McpOpt = None,
+    function_tools: FunctionToolsOpt = None,
     llm_timeout: LlmTimeoutOpt = None,
     llm_retries: LlmRetriesOpt = None,
     llm_concurrency: LlmConcurrencyOpt = None,
@@ -147,7 +154,7 @@ def run_command(
             seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, llm_timeout=llm_timeout,
             llm_retries=llm_retries, llm_concurrency=llm_concurrency, prm_timeout=prm_timeout,
             prm_retries=prm_retries, prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency,
-            sandbox_pool=sandbox_pool,
+            sandbox_pool=sandbox_pool, openapi=openapi, mcp=mcp, function_tools=function_tools,
         )  # fmt: skip
     except ConfigError as exc:
         problems.append(str(exc))
@@ -177,7 +184,7 @@ def run_command(
         problems.append(f"invalid --{describe_validation_error(exc).replace('_', '-').replace('; ', '; --')}")
     if problems:
         raise ConfigError("; ".join(problems))
-    check_toolset_paths(settings.toolset)
+    check_toolset_paths(replace(settings.toolset, sources=agent_config.tools))
     console = Console(stderr=True)
     try:
         result = run_benchmark(settings, agent_config, console=console, repair=repair)

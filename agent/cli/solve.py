@@ -15,12 +15,15 @@ from agent.cli.options import (
     CacheOpt,
     ConfigOpt,
     DepthOpt,
+    FunctionToolsOpt,
     LlmConcurrencyOpt,
     LlmRetriesOpt,
     LlmTimeoutOpt,
+    McpOpt,
     ModelOpt,
     ModeOpt,
     NOpt,
+    OpenApiOpt,
     PrmConcurrencyOpt,
     PrmRetriesOpt,
     PrmTimeoutOpt,
@@ -40,7 +43,7 @@ from agent.cli.options import (
 from agent.config import AgentConfig
 from agent.display import EventPrinter
 from agent.events import QueryFinished, QueryStarted
-from agent.toolsets import ToolsetChoice, check_toolset_paths, open_provider
+from agent.toolsets import ToolsetChoice, check_toolset_paths, default_toolset, open_provider
 from agent.trajectory import Trajectory
 from codetool_kernel.aio import run_interruptible
 from codetool_kernel.cli import SOME_FAILED, fail, report_interrupt
@@ -52,7 +55,7 @@ from tools.toolset import Query
 
 def solve_command(
     query: Annotated[str | None, typer.Argument(help="The user query (or use --query-file/--query-id).")] = None,
-    toolset: ToolsetOpt = "tmdb",
+    toolset: ToolsetOpt = None,
     query_file: Annotated[Path | None, typer.Option("--query-file", help="Benchmark query file.")] = None,
     query_id: Annotated[str | None, typer.Option("--query-id", help="Query id within --query-file.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the trajectory JSON here.")] = None,
@@ -74,6 +77,9 @@ def solve_command(
     cache: CacheOpt = None,
     virtual_url: VirtualUrlOpt = None,
     tools_dir: ToolsDirOpt = None,
+    openapi: OpenApiOpt = None,
+    mcp: McpOpt = None,
+    function_tools: FunctionToolsOpt = None,
     llm_timeout: LlmTimeoutOpt = None,
     llm_retries: LlmRetriesOpt = None,
     llm_concurrency: LlmConcurrencyOpt = None,
@@ -102,8 +108,15 @@ def solve_command(
         seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, llm_timeout=llm_timeout, llm_retries=llm_retries,
         llm_concurrency=llm_concurrency, prm_timeout=prm_timeout, prm_retries=prm_retries,
         prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency, sandbox_pool=sandbox_pool,
+        openapi=openapi, mcp=mcp, function_tools=function_tools,
     )  # fmt: skip
-    choice = check_toolset_paths(ToolsetChoice(toolset, spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir))
+    sources = agent_config.tools
+    choice = check_toolset_paths(
+        ToolsetChoice(
+            default_toolset(toolset, sources, "tmdb"), spec=spec, cache=cache, virtual_url=virtual_url, tools_dir=tools_dir,
+            sources=sources,
+        )
+    )  # fmt: skip
     started: list[Trajectory] = []
     try:
         trajectory = run_interruptible(

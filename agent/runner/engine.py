@@ -17,7 +17,7 @@ import os
 import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import structlog
@@ -88,7 +88,7 @@ async def run_shard(
     if not query_ids:
         return ShardOutcome()
     async with AsyncExitStack() as stack:
-        provider = await stack.enter_async_context(open_provider(settings.toolset))
+        provider = await stack.enter_async_context(open_provider(replace(settings.toolset, sources=config.tools)))
         shard = settings.model_copy(update={"query_ids": tuple(query_ids), "limit": None})
         queries = await asyncio.to_thread(select_queries, shard, provider)
         llm = None

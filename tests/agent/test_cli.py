@@ -101,3 +101,9 @@ async def test_solve_with_every_mode_against_rm_serve(tiny_lm_dir, tmdb_spec, tm
                 assert saved["mode"] == mode and saved["stop_reason"] == "finished"
                 has_latent = [node["r_lat"] is not None for node in saved["nodes"]]
                 assert all(has_latent) if mode != "no-latent" else not any(has_latent), mode
+
+
+async def test_a_missing_openapi_spec_is_one_line_and_exit_2(tmp_path):
+    code, _, stderr = await _agent("solve", "anything", "--openapi", str(tmp_path / "nowhere.yaml"))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "--openapi" in lines[0] and "nowhere.yaml" in lines[0], stderr

@@ -23,12 +23,12 @@ from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.expansion import QueryRun
 from agent.llm import LLMClient
 from agent.runtime import Runtime, open_runtime
-from agent.trajectory import STATUS_OK, StepNode, program_so_far
+from agent.trajectory import StepNode, program_so_far
 from codetool_kernel.aio import gather_all
 from codetool_kernel.errors import CodeToolError, ConfigError, DataError
 from codetool_kernel.files import write_json_atomic
 from codetool_kernel.lifecycle import AsyncLifecycle
-from codetool_kernel.nodepaths import ancestors_of
+from codetool_kernel.nodepaths import STATUS_OK, ancestors_of
 from rm.tree import (
     DFS_DIR,
     CollectedTree,

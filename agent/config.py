@@ -12,20 +12,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.protocol import SandboxLimits
-from codetool_kernel.validation import describe_validation_error
+from codetool_kernel.validation import FrozenModel, describe_validation_error
+from tools.gateway import GatewayConfig
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LLMConfig(_Frozen):
+class LLMConfig(FrozenModel):
     """The policy model's endpoint and sampling parameters (paper defaults)."""
 
     base_url: str = DEFAULT_BASE_URL
@@ -47,7 +44,7 @@ class LLMConfig(_Frozen):
     """Passed through to the endpoint (e.g. vLLM's `top_k` or `repetition_penalty`)."""
 
 
-class SearchConfig(_Frozen):
+class SearchConfig(FrozenModel):
     """How steps are sampled, judged and chosen."""
 
     n: int = Field(2, gt=0)
@@ -62,7 +59,7 @@ class SearchConfig(_Frozen):
     """Output substrings (case-insensitive) that mean a tool call failed: r_spot = 0."""
 
 
-class SandboxConfig(_Frozen):
+class SandboxConfig(FrozenModel):
     """Which sandbox backend runs the candidates, and its bounds."""
 
     backend: str = "restricted"
@@ -71,19 +68,10 @@ class SandboxConfig(_Frozen):
     """Backend-specific options (e.g. pool size)."""
 
 
-class GatewayConfig(_Frozen):
-    """Bounds of the host-side tool gateway."""
-
-    timeout_s: float = Field(30.0, gt=0)
-    max_response_bytes: int = Field(1_000_000, gt=0)
-    concurrency: int = Field(32, gt=0)
-    memo: bool = True
-
-
 PrmProtocol = Literal["auto", "score", "generate"]
 
 
-class RewardModelConfig(_Frozen):
+class RewardModelConfig(FrozenModel):
     """Where the process reward model is served, and what to do when it is not."""
 
     url: str | None = None
@@ -100,7 +88,7 @@ class RewardModelConfig(_Frozen):
     fallback_to_no_latent: bool = False
 
 
-class ToolSourcesConfig(_Frozen):
+class ToolSourcesConfig(FrozenModel):
     """Tool sources offered to every query besides (or instead of) a benchmark tool set."""
 
     openapi: tuple[str, ...] = ()
@@ -115,7 +103,7 @@ class ToolSourcesConfig(_Frozen):
         return bool(self.openapi or self.mcp or self.functions)
 
 
-class AgentConfig(_Frozen):
+class AgentConfig(FrozenModel):
     """Everything a `CodeToolAgent` needs."""
 
     llm: LLMConfig = LLMConfig()

@@ -11,16 +11,8 @@ from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.llm import LLMClient, Usage
 from agent.parsing import parse_step
 from agent.prompts import StepTurn, build_messages, step_stop
-from agent.trajectory import (
-    STATUS_ERROR,
-    STATUS_OK,
-    STATUS_TOOL_FAILURE,
-    SamplingRecord,
-    StepNode,
-    Trajectory,
-    replay_code,
-)
-from codetool_kernel.nodepaths import child_path
+from agent.trajectory import SamplingRecord, StepNode, Trajectory, replay_code
+from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE, child_path
 from codetool_kernel.protocol import Cell, ToolHandler
 from sandbox.base import Sandbox
 from tools.toolset import Query, ToolSet

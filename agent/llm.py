@@ -16,6 +16,7 @@ from codetool_kernel.completions import malformed_completion
 from codetool_kernel.errors import EndpointError
 from codetool_kernel.lifecycle import AsyncLifecycle
 from codetool_kernel.retry import RETRY_STATUSES, Backoff, TransientFault
+from codetool_kernel.text import one_line
 
 Message = dict[str, str]
 
@@ -111,7 +112,7 @@ class LLMClient(AsyncLifecycle):
                         "/chat/completions", body=_request_body(self.config.model, messages, params), cast_to=ChatCompletion
                     )
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise TransientFault(f"answered malformed JSON ({_first_line(str(exc))})") from None
+                    raise TransientFault(f"answered malformed JSON ({one_line(str(exc))})") from None
                 except openai.OpenAIError as exc:
                     raise self._translate(exc) from None
             problem = malformed_completion(response)
@@ -156,14 +157,14 @@ class LLMClient(AsyncLifecycle):
                 "cannot be reached; set --base-url or OPENAI_BASE_URL to a running OpenAI-compatible server"
             )
         if isinstance(exc, openai.APIStatusError) and exc.status_code in RETRY_STATUSES:
-            return TransientFault(f"answered HTTP {exc.status_code}: {_first_line(exc.message)}")
+            return TransientFault(f"answered HTTP {exc.status_code}: {one_line(exc.message)}")
         if isinstance(exc, openai.AuthenticationError):
             return EndpointError(f"LLM endpoint {where} refused the API key; set OPENAI_API_KEY")
         if isinstance(exc, openai.NotFoundError):
             return EndpointError(f"LLM endpoint {where} does not serve model {self.config.model!r}; set --model")
         if isinstance(exc, openai.APIStatusError):
-            return EndpointError(f"LLM endpoint {where} answered HTTP {exc.status_code}: {_first_line(exc.message)}")
-        return EndpointError(f"LLM endpoint {where} failed: {_first_line(str(exc))}")
+            return EndpointError(f"LLM endpoint {where} answered HTTP {exc.status_code}: {one_line(exc.message)}")
+        return EndpointError(f"LLM endpoint {where} failed: {one_line(str(exc))}")
 
 
 def _request_body(model: str, messages: Sequence[Message], params: dict[str, object]) -> dict[str, object]:
@@ -175,6 +176,3 @@ def _request_body(model: str, messages: Sequence[Message], params: dict[str, obj
     body.update(extra)  # type: ignore[call-overload]
     return body
 
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "no message"

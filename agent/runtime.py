@@ -81,7 +81,7 @@ async def open_runtime(
             )
         sandbox = await stack.enter_async_context(backend)
     if gateway is None:
-        gateway = await stack.enter_async_context(ToolGateway(**config.gateway.model_dump()))
+        gateway = await stack.enter_async_context(ToolGateway(config.gateway))
     if llm is None:
         llm = await stack.enter_async_context(LLMClient(config.llm))
     return Runtime(config, run_id, llm, sandbox, gateway)

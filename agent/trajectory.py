@@ -12,15 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
+from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK
 from codetool_kernel.protocol import ApiCall
 
 SCHEMA_VERSION = 2
 """2: nodes named from the root `1` (`1-1`, `1-2`); 1 named the first step's candidates `1`, `2`."""
-
-# Reference status codes of `exec_res[path]["status"]`.
-STATUS_OK = 0
-STATUS_ERROR = 1
-STATUS_TOOL_FAILURE = 2
 
 StopReason = Literal["finished", "max_depth", "no_code", "error", "interrupted"]
 

@@ -1,4 +1,4 @@
-"""Names of the nodes of a step tree, as the reference release writes them.
+"""Names and execution statuses of the nodes of a step tree, as the reference release writes them.
 
 The root (the query itself) is `1`; the first step's candidates are `1-1`, `1-2`; `1-2-1` is the
 first child of `1-2`. A node's step number is its count of `-`. Files written before this naming
@@ -12,6 +12,11 @@ from collections.abc import Iterable, Mapping
 
 ROOT = "1"
 """The query: the parent of the first step's candidates (never a step itself)."""
+
+# `exec_res[path]["status"]` of a step, as in the reference: 0 its code ran cleanly.
+STATUS_OK = 0
+STATUS_ERROR = 1
+STATUS_TOOL_FAILURE = 2
 
 _NODE_NAME = re.compile(r"1(?:-[1-9]\d*)+")
 _LEGACY_NAME = re.compile(r"[1-9]\d*(?:-[1-9]\d*)*")

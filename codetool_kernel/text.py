@@ -14,3 +14,11 @@ def truncate(text: str, limit: int) -> str:
     if limit <= len(TRUNCATION_MARK):
         return text[:limit]
     return text[: limit - len(TRUNCATION_MARK)] + TRUNCATION_MARK
+
+
+def one_line(value: str | BaseException, limit: int = 300) -> str:
+    """A message's first non-blank line, whitespace runs collapsed, cut at `limit` (no message: the exception's type)."""
+    text = next((" ".join(line.split()) for line in str(value).splitlines() if line.strip()), "")
+    if not text and isinstance(value, BaseException):
+        text = type(value).__name__
+    return truncate(text, limit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 
 def describe_validation_error(exc: ValidationError, *, root: str = "value") -> str:
@@ -13,3 +13,9 @@ def describe_validation_error(exc: ValidationError, *, root: str = "value") -> s
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(f"{where}: {message}")
     return "; ".join(problems)
+
+
+class FrozenModel(BaseModel):
+    """Base of every settings record: immutable once built, and unknown keys are an error, not ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")

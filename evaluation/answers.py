@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.llm import LLMClient
-from agent.trajectory import STATUS_OK, Trajectory
+from agent.trajectory import Trajectory
 from codetool_kernel.errors import ConfigError, DataError, EndpointError
 from codetool_kernel.files import read_json, write_json_atomic
+from codetool_kernel.nodepaths import STATUS_OK
 from codetool_kernel.text import truncate
 from evaluation.prompts import (
     ANSWER_PROMPT_VERSION,

@@ -10,7 +10,8 @@ import statistics
 from collections.abc import Iterable
 from typing import Any
 
-from agent.trajectory import STATUS_OK, StepNode
+from agent.trajectory import StepNode
+from codetool_kernel.nodepaths import STATUS_OK
 from evaluation.rundata import RunData
 from evaluation.tables import MetricTable, percent
 

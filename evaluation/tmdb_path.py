@@ -11,7 +11,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from agent.trajectory import STATUS_ERROR, Trajectory
+from agent.trajectory import Trajectory
+from codetool_kernel.nodepaths import STATUS_ERROR
 from evaluation.rundata import RunData
 from evaluation.tables import MetricTable, percent
 

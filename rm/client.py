@@ -10,8 +10,9 @@ from pydantic import BaseModel, ValidationError
 
 from codetool_kernel.errors import RewardModelError
 from codetool_kernel.retry import RETRY_STATUSES, Backoff, TransientFault
+from codetool_kernel.text import one_line
 from codetool_kernel.validation import describe_validation_error
-from rm.errors import RouteMissingError, one_line
+from rm.errors import RouteMissingError
 from rm.schemas import ErrorResponse, HealthResponse, ScoreResponse
 from rm.scores import Conversation, ScoreResult
 

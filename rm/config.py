@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from codetool_kernel.validation import FrozenModel
 from rm.prompt import DEFAULT_ANSWER_WORDS, check_answer_words
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class BatchingConfig(_Frozen):
+class BatchingConfig(FrozenModel):
     """How the in-process backends merge concurrent requests into one forward pass."""
 
     max_batch: int = Field(16, ge=1, description="most conversations in one forward pass")
@@ -19,7 +16,7 @@ class BatchingConfig(_Frozen):
     max_queue: int = Field(512, ge=1, description="most items waiting; beyond it requests are refused (503)")
 
 
-class PrefixSharingConfig(_Frozen):
+class PrefixSharingConfig(FrozenModel):
     """How the hf backend runs a token prefix that several prompts share only once.
 
     Prompts of a micro-batch group when their common prefix is at least `min_tokens` long and at
@@ -40,7 +37,7 @@ class PrefixSharingConfig(_Frozen):
     )
 
 
-class EndpointConfig(_Frozen):
+class EndpointConfig(FrozenModel):
     """Where the `openai` backend finds an OpenAI-compatible server of the PRM."""
 
     base_url: str | None = None
@@ -50,7 +47,7 @@ class EndpointConfig(_Frozen):
     max_retries: int = Field(2, ge=0, description="the openai client's own retries on 429/5xx/connection errors")
 
 
-class ScorerConfig(_Frozen):
+class ScorerConfig(FrozenModel):
     """Everything a `Scorer` backend needs; fields a backend does not use are ignored by it."""
 
     model: str = Field(min_length=1, description="local path or name of the PRM (served model name for openai)")
@@ -76,7 +73,7 @@ class ScorerConfig(_Frozen):
         return check_answer_words(words)
 
 
-class ServerConfig(_Frozen):
+class ServerConfig(FrozenModel):
     """The HTTP side of `python -m rm serve`."""
 
     host: str = "127.0.0.1"

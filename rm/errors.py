@@ -16,8 +16,3 @@ class ScorerOverloadedError(RewardModelError):
 class RouteMissingError(RewardModelError):
     """The server has no such route (HTTP 404 or 405): it speaks another contract."""
 
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message, with its type when the message is empty."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -13,20 +13,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from codetool_kernel.nodepaths import parent_of, path_order, step_of
-from rm.tree import EXEC_OK, CollectedTree
+from codetool_kernel.nodepaths import STATUS_OK, parent_of, path_order, step_of
+from codetool_kernel.validation import FrozenModel
+from rm.tree import CollectedTree
 
 CodelessLeafRule = Literal["finished", "succeeded"]
 TieBreak = Literal["latent", "both-no"]
 PairReason = Literal["execution", "hard", "soft", "latent", "tie"]
 
 
-class LabelConfig(BaseModel):
+class LabelConfig(FrozenModel):
     """Constants of the node scores and the rules for leaves without code and for ties."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     alpha: float = Field(0.9, gt=0, le=1)
     beta: float = Field(0.95, gt=0, le=1)
@@ -82,7 +81,7 @@ def tree_nodes(tree: CollectedTree) -> list[TreeNode]:
 def step_succeeded(node: TreeNode, config: LabelConfig) -> bool:
     """Whether the step itself went right: its code ran cleanly, or (no code) by the codeless-leaf rule."""
     if node.has_code:
-        return node.status == EXEC_OK
+        return node.status == STATUS_OK
     return node.finished or config.codeless_leaf == "succeeded"
 
 

@@ -14,9 +14,10 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from codetool_kernel.errors import RewardModelError
+from codetool_kernel.text import one_line
 from codetool_kernel.validation import describe_validation_error
 from rm.config import ServerConfig
-from rm.errors import ScorerOverloadedError, ScoringInputError, one_line
+from rm.errors import ScorerOverloadedError, ScoringInputError
 from rm.schemas import (
     ErrorResponse,
     GenerateRequest,

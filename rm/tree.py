@@ -39,9 +39,6 @@ SCORED_DIR = "path_scored"
 PAIR_DIR = "pair_path"
 SFT_DIR = "sft"
 
-EXEC_OK = 0
-"""`exec_res[path]["status"]` of a step whose code ran cleanly (an exit code, as in the reference)."""
-
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 REFERENCE_DOCS_END = "Based on provided APIs"
 """The reference's PRM prompt takes the part of the instruction before these words as API information."""

@@ -21,7 +21,7 @@ from docker.errors import DockerException, ImageNotFound
 from codetool_kernel.errors import ConfigError, SandboxError
 from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.base import Sandbox, register_backend
-from sandbox.docker_engine import connect, one_line
+from sandbox.docker_engine import connect, docker_error
 from sandbox.docker_pool import ContainerPool, ContainerSpec
 from sandbox.docker_stream import attached_streams
 from sandbox.exchange import run_exchange
@@ -77,7 +77,7 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"sandbox image {self.spec.image} not found: build it with `python -m sandbox build-image`") from None
         except DockerException as exc:
             client.close()
-            raise SandboxError(f"cannot inspect the sandbox image {self.spec.image}: {one_line(exc)}") from None
+            raise SandboxError(f"cannot inspect the sandbox image {self.spec.image}: {docker_error(exc)}") from None
         self._client = client
         self._pool = ContainerPool(client, self.spec, self.pool_size, self._threads)
         try:

@@ -9,6 +9,7 @@ import docker
 from docker.errors import DockerException
 
 from codetool_kernel.errors import SandboxError
+from codetool_kernel.text import one_line
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -19,11 +20,10 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> docker.DockerClient:
         client = docker.from_env(timeout=int(timeout_s))
         client.ping()
     except DockerException as exc:
-        raise SandboxError(f"the Docker engine is not reachable: {one_line(exc)}") from None
+        raise SandboxError(f"the Docker engine is not reachable: {docker_error(exc)}") from None
     return client
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
+def docker_error(exc: BaseException) -> str:
     """A docker error as one short line (their messages hold HTTP details and newlines)."""
-    text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
-    return text[:limit] or type(exc).__name__
+    return one_line(getattr(exc, "explanation", None) or exc)

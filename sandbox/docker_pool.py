@@ -25,7 +25,7 @@ from structlog import get_logger
 
 from codetool_kernel.errors import SandboxError
 from codetool_kernel.protocol import SandboxLimits
-from sandbox.docker_engine import one_line
+from sandbox.docker_engine import docker_error
 from sandbox.docker_stream import raw_socket
 from sandbox.owner import owner_gone, owner_token
 
@@ -117,7 +117,7 @@ class ContainerPool:
         try:
             found = await self.call(self.client.api.containers, all=True, filters={"label": SANDBOX_LABEL})
         except DockerException as exc:
-            raise SandboxError(f"cannot list containers: {one_line(exc)}") from None
+            raise SandboxError(f"cannot list containers: {docker_error(exc)}") from None
         stale = [c["Id"] for c in found if owner_gone((c.get("Labels") or {}).get(OWNER_LABEL, ""))]
         await asyncio.gather(*(self._remove(c) for c in stale))
         if stale:
@@ -178,7 +178,7 @@ class ContainerPool:
         try:
             warm = await self.call(self._create_started)
         except (DockerException, OSError, TypeError) as exc:
-            self.last_error = one_line(exc)
+            self.last_error = docker_error(exc)
             delay = _RETRY_DELAY_S[min(self._failures, len(_RETRY_DELAY_S) - 1)]
             self._failures += 1
             log.warning("cannot start a sandbox container; retrying", error=self.last_error, retry_in_s=delay)
@@ -212,4 +212,4 @@ class ContainerPool:
         except NotFound:
             pass
         except DockerException as exc:
-            log.warning("cannot remove a sandbox container", container=container_id[:12], error=one_line(exc))
+            log.warning("cannot remove a sandbox container", container=container_id[:12], error=docker_error(exc))

@@ -22,7 +22,7 @@ from docker.errors import APIError, BuildError, DockerException, ImageNotFound
 from structlog import get_logger
 
 from codetool_kernel.errors import SandboxError
-from sandbox.docker_engine import connect, one_line
+from sandbox.docker_engine import connect, docker_error
 from sandbox.forkserver import RUNNER_PACKAGE
 
 IMAGE_REPOSITORY = "codetool-sandbox"
@@ -122,7 +122,7 @@ def _image_exists(client: docker.DockerClient, name: str) -> bool:
     except ImageNotFound:
         return False
     except DockerException as exc:
-        raise SandboxError(f"cannot inspect image {name}: {one_line(exc)}") from None
+        raise SandboxError(f"cannot inspect image {name}: {docker_error(exc)}") from None
     return True
 
 
@@ -138,7 +138,7 @@ def _remove_stale_images(client: docker.DockerClient, keep: str) -> None:
                 client.images.remove(stale)
                 log.info("removed the image of an earlier runner", tag=stale)
             except DockerException as exc:
-                log.info("kept the image of an earlier runner", tag=stale, reason=one_line(exc))
+                log.info("kept the image of an earlier runner", tag=stale, reason=docker_error(exc))
 
 
 def _registry_base_available(client: docker.DockerClient, base: str) -> bool:
@@ -147,7 +147,7 @@ def _registry_base_available(client: docker.DockerClient, base: str) -> bool:
     try:
         client.api.inspect_distribution(base)
     except DockerException as exc:
-        log.info("no registry: building offline", base=base, reason=one_line(exc))
+        log.info("no registry: building offline", base=base, reason=docker_error(exc))
         return False
     return True
 
@@ -163,9 +163,9 @@ def _build_from(client: docker.DockerClient, tag: str, base: str) -> None:
             )
         except BuildError as exc:
             tail = "".join(str(chunk.get("stream") or chunk.get("error") or "") for chunk in exc.build_log)
-            raise SandboxError(f"building {tag} FROM {base} failed: {one_line(exc)}; log: {tail[-_LOG_TAIL_CHARS:]}") from None
+            raise SandboxError(f"building {tag} FROM {base} failed: {docker_error(exc)}; log: {tail[-_LOG_TAIL_CHARS:]}") from None
         except DockerException as exc:
-            raise SandboxError(f"building {tag} FROM {base} failed: {one_line(exc)}") from None
+            raise SandboxError(f"building {tag} FROM {base} failed: {docker_error(exc)}") from None
 
 
 def _offline_base(client: docker.DockerClient, recipe: ImageRecipe) -> str:
@@ -180,7 +180,7 @@ def _offline_base(client: docker.DockerClient, recipe: ImageRecipe) -> str:
     try:
         client.api.import_image(src=str(tarball), repository=repository, tag=tag)
     except (APIError, DockerException) as exc:
-        raise SandboxError(f"docker import of {tarball} failed: {one_line(exc)}") from None
+        raise SandboxError(f"docker import of {tarball} failed: {docker_error(exc)}") from None
     if not _image_exists(client, recipe.base_tag):
         raise SandboxError(f"docker import of {tarball} did not produce {recipe.base_tag}")
     return recipe.base_tag

@@ -9,14 +9,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from codetool_kernel.protocol import ApiCall, ToolHandler, ToolRequest, ToolResponse
-from codetool_kernel.text import truncate
+from codetool_kernel.text import one_line
 from sandbox.channel import HTTP_RESPONSE, Message
 
 _ERROR_CHARS = 300
 
-
-def _one_line(text: str) -> str:
-    return truncate(" ".join(text.split()), _ERROR_CHARS)
 
 
 class ToolCallServer:
@@ -64,7 +61,7 @@ class ToolCallServer:
         return _response_message(call_id, response)
 
     def _refuse(self, call_id: Any, request: ToolRequest | None, reason: str) -> Message:
-        reason = _one_line(reason)
+        reason = one_line(reason)
         if request is not None:
             self.calls.append(_minimal_call(request, error=reason))
         return _response_message(call_id, ToolResponse(status=0, error=reason))
@@ -101,4 +98,4 @@ def _response_message(call_id: Any, response: ToolResponse) -> Message:
 
 def too_large_response(message: Message, reason: str) -> Message:
     """The error answer sent in place of a response that does not fit in one frame."""
-    return _response_message(message.get("call_id"), ToolResponse(status=0, error=_one_line(f"the API response cannot reach the sandbox: {reason}")))
+    return _response_message(message.get("call_id"), ToolResponse(status=0, error=one_line(f"the API response cannot reach the sandbox: {reason}")))

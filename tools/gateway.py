@@ -21,11 +21,13 @@ from typing import Any
 import aiohttp
 import structlog
 from multidict import CIMultiDict
+from pydantic import Field, ValidationError
 from yarl import URL
 
 from codetool_kernel.errors import ConfigError, ToolGatewayError
 from codetool_kernel.lifecycle import AsyncLifecycle
 from codetool_kernel.protocol import ApiCall, ToolRequest, ToolResponse
+from codetool_kernel.validation import FrozenModel, describe_validation_error
 from tools.http_server import SOURCE_HEADER
 from tools.scrubbing import SecretScrubber
 from tools.secrets import attach_to_body, attach_to_headers
@@ -43,20 +45,16 @@ TRUNCATED_HEADER = "X-CodeTool-Truncated"
 _SCRUB_INLINE_CHARS = 4 * 1024
 
 
-@dataclass(frozen=True)
-class GatewayConfig:
+class GatewayConfig(FrozenModel):
     """Bounds applied to every call through a gateway."""
 
-    timeout_s: float = 30.0
-    max_response_bytes: int = 1_000_000
-    concurrency: int = 32
+    timeout_s: float = Field(30.0, gt=0)
+    max_response_bytes: int = Field(1_000_000, gt=0)
+    concurrency: int = Field(32, gt=0)
+    """Calls in flight upstream at once."""
     memo: bool = True
-    memo_max_entries: int = 1024
-
-    def __post_init__(self) -> None:
-        for name in ("timeout_s", "max_response_bytes", "concurrency", "memo_max_entries"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"tool gateway: {name} must be > 0, got {getattr(self, name)!r}")
+    """Answer a repeated successful call of one query from memory (replays never reach the API twice)."""
+    memo_max_entries: int = Field(1024, gt=0)
 
 
 @dataclass(frozen=True)
@@ -71,17 +69,17 @@ class _Answer:
 class ToolGateway(AsyncLifecycle):
     """Pooled HTTP access for sandboxed code; use `async with ToolGateway() as gw`."""
 
-    def __init__(
-        self,
-        *,
-        timeout_s: float = 30.0,
-        max_response_bytes: int = 1_000_000,
-        concurrency: int = 32,
-        memo: bool = True,
-        memo_max_entries: int = 1024,
-    ) -> None:
-        self.config = GatewayConfig(timeout_s, max_response_bytes, concurrency, memo, memo_max_entries)
-        self._slots = asyncio.Semaphore(concurrency)
+    def __init__(self, config: GatewayConfig | None = None, **options: Any) -> None:
+        """`config`, or the `GatewayConfig` fields as keyword options (`ToolGateway(concurrency=8)`)."""
+        if config is None:
+            try:
+                config = GatewayConfig(**options)
+            except ValidationError as exc:
+                raise ConfigError(f"tool gateway: {describe_validation_error(exc)}") from None
+        elif options:
+            raise ConfigError("tool gateway: give a GatewayConfig or keyword options, not both")
+        self.config = config
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._http: aiohttp.ClientSession | None = None
         self._active = 0
         self._queued = 0

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from codetool_kernel.errors import ConfigError, DataError, ToolGatewayError
 from codetool_kernel.files import read_json
 from codetool_kernel.text import truncate
+from codetool_kernel.validation import FrozenModel
 from tools.registry import parse_options, register_provider
 from tools.response_cache import standardize
 from tools.retrieval import ApiRetriever
@@ -39,10 +40,8 @@ SECRET_SLOTS = (SecretSlot(mask=TOOLBENCH_KEY_MASK, place="body_field", name="to
 DEFAULT_PROMPT_URL = "http://localhost:8080/virtual"
 
 
-class StableToolBenchOptions(BaseModel):
+class StableToolBenchOptions(FrozenModel):
     """Options of the `stabletoolbench` provider (`create_provider("stabletoolbench", **options)`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     prompt_url: str = DEFAULT_PROMPT_URL
     """The virtual server URL shown in prompts; the gateway routes it to the real server."""

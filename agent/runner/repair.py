@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.trajectory import STATUS_OK, Trajectory
+from agent.trajectory import Trajectory
 from codetool_kernel.errors import DataError
+from codetool_kernel.nodepaths import STATUS_OK
 from sandbox.audit_store import AuditedApiCall, AuditRecord, AuditStore
 
 RECOVERED_BACKEND = "recovered"

@@ -7,21 +7,17 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from agent.toolsets import ToolsetChoice
 from codetool_kernel.errors import ConfigError
-from codetool_kernel.validation import describe_validation_error
+from codetool_kernel.validation import FrozenModel, describe_validation_error
 
 Benchmark = Literal["stabletoolbench", "tmdb"]
 Executor = Literal["local", "ray"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Price(_Frozen):
+class Price(FrozenModel):
     """What one model's tokens cost, in currency units per million tokens."""
 
     prompt: float = Field(ge=0)
@@ -31,7 +27,7 @@ class Price(_Frozen):
         return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1_000_000
 
 
-class RunSettings(_Frozen):
+class RunSettings(FrozenModel):
     """Which queries a run solves, where it writes, and how it spreads the work."""
 
     benchmark: Benchmark

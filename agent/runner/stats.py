@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.trajectory import STATUS_OK, Trajectory
+from agent.trajectory import Trajectory
+from codetool_kernel.nodepaths import STATUS_OK
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

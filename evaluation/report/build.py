@@ -17,7 +17,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from agent.runner import percentile
 from agent.runner.stats import prm_latencies
-from agent.trajectory import STATUS_OK, StepNode, Trajectory
+from agent.trajectory import StepNode, Trajectory
+from codetool_kernel.nodepaths import STATUS_OK
 from codetool_kernel.text import truncate
 from evaluation.answers import ANSWERS_FILE, load_answers
 from evaluation.compare import group_figures, read_sopr

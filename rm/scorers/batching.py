@@ -15,8 +15,9 @@ from typing import Generic, TypeVar
 
 from codetool_kernel.aio import settled
 from codetool_kernel.errors import RewardModelError
+from codetool_kernel.text import one_line
 from rm.config import BatchingConfig
-from rm.errors import ScorerOverloadedError, one_line
+from rm.errors import ScorerOverloadedError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from codetool_kernel.errors import RewardModelError
-from rm.errors import ScoringInputError, one_line
+from codetool_kernel.text import one_line
+from rm.errors import ScoringInputError
 from rm.scorers.base import missing_extra
 from rm.scores import Conversation
 

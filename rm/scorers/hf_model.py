@@ -9,8 +9,8 @@ import inspect
 from typing import Any
 
 from codetool_kernel.errors import RewardModelError
+from codetool_kernel.text import one_line
 from rm.config import ScorerConfig
-from rm.errors import one_line
 from rm.scorers.base import missing_extra
 from rm.scorers.chat import answer_token_ids, load_chat_tokenizer, render_prompt
 from rm.scorers.prefix_groups import plan_prefix_groups

@@ -12,7 +12,7 @@ import openai
 
 from codetool_kernel.aio import gather_all
 from codetool_kernel.errors import ConfigError, RewardModelError
-from rm.errors import one_line
+from codetool_kernel.text import one_line
 from rm.scorers.base import Scorer, register_scorer
 from rm.scores import Conversation, ScoreResult, score_from_top_logprobs
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from codetool_kernel.aio import gather_all
 from codetool_kernel.errors import RewardModelError
-from rm.errors import one_line
+from codetool_kernel.text import one_line
 from rm.scorers.base import Scorer, missing_extra, register_scorer
 from rm.scorers.chat import answer_token_ids, load_chat_tokenizer, render_prompt
 from rm.scores import Conversation, ScoreResult, score_from_top_logprobs

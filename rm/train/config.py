@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from codetool_kernel.validation import FrozenModel
 from rm.prompt import DEFAULT_ANSWER_WORDS, check_answer_words
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(FrozenModel):
     """Fine-tuning a generative PRM on `rm label`'s JSON lines (defaults: the paper's full fine-tuning)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     base: str = Field(min_length=1, description="base model: a local checkpoint folder")
     data: Path = Field(description="the `prm_train.jsonl` written by `rm label`")

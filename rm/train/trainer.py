@@ -19,7 +19,7 @@ import structlog
 
 from codetool_kernel.errors import DataError, RewardModelError
 from codetool_kernel.files import write_json_atomic
-from rm.errors import one_line
+from codetool_kernel.text import one_line
 from rm.export import read_train_records
 from rm.scorers.base import missing_extra
 from rm.scorers.chat import answer_token_ids, load_chat_tokenizer

@@ -8,7 +8,7 @@ import pytest
 
 from agent import CodeToolAgent, QueryFailed
 from agent.events import CandidateExecuted, CandidatesSampled, QueryFinished, QueryStarted, StepSelected
-from agent.trajectory import STATUS_ERROR, STATUS_OK
+from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK
 from tests.support.openai_stub import OpenAIStub
 from tests.support.policies import by_step, coppola_policy, messi_policy, step, step_of
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent import CodeToolAgent
-from agent.trajectory import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE
+from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE
 from tests.support.openai_stub import OpenAIStub
 from tests.support.policies import by_step, step
 

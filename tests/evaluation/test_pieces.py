@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.trajectory import STATUS_ERROR, STATUS_OK, StepNode, Trajectory
+from agent.trajectory import StepNode, Trajectory
 from codetool_kernel.errors import EndpointError
+from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK
 from codetool_kernel.protocol import ApiCall
 from evaluation import Judge, JudgeCache, follows_gold, looks_like_error, score_rounds, useful_outputs
 from evaluation.endpoint import EvalEndpoint

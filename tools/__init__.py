@@ -6,6 +6,7 @@ async with create_provider("stabletoolbench") as provider, ToolGateway() as gate
 """
 
 from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
+from tools.openapi import EndpointToolProvider, OpenApiOptions, OpenApiProvider
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
 from tools.retrieval import ApiRetriever
@@ -23,9 +24,12 @@ __all__ = [
     "ApiParameter",
     "ApiRetriever",
     "ApiSpec",
+    "EndpointToolProvider",
     "GatewayConfig",
     "GatewaySession",
     "LlmSimulator",
+    "OpenApiOptions",
+    "OpenApiProvider",
     "Query",
     "ResponseCache",
     "Route",

@@ -49,6 +49,7 @@ class NotesApi(EmbeddedServer):
         app.router.add_get("/v1/notes", self._list)
         app.router.add_post("/v1/notes", self._create)
         app.router.add_get("/v1/notes/{note_id}", self._get)
+        app.router.add_post("/v1/notes/{note_id}/share", self._share)
         app.router.add_get("/v1/whoami", self._whoami)
         app.router.add_route("*", "/{tail:.*}", self._anything)
         return app
@@ -93,6 +94,14 @@ class NotesApi(EmbeddedServer):
         wanted = int(request.match_info["note_id"])
         note = next((note for note in self.notes if note["id"] == wanted), None)
         return web.json_response(note) if note else web.json_response({"error": "no such note"}, status=404)
+
+    async def _share(self, request: web.Request) -> web.Response:
+        self._record(request)
+        if not self._authorised(request):
+            return web.json_response({"error": "unauthorised"}, status=401)
+        form = await request.post()
+        self.received[-1]["form"] = dict(form)
+        return web.Response(status=204)
 
     async def _whoami(self, request: web.Request) -> web.Response:
         self._record(request)

@@ -18,7 +18,7 @@ from tools import OpenApiOptions, OpenApiProvider, Query, ToolGateway, ToolSet, 
 from tools.openapi.security import env_name, read_credentials
 
 SECRETS = {"apiKeyAuth": API_KEY, "bearerAuth": TOKEN}
-ALL = ("listNotes", "createNote", "getNote", "GET_folders", "GET_whoami")
+ALL = ("listNotes", "createNote", "getNote", "shareNote", "GET_folders", "GET_whoami")
 
 
 def query(text: str = "notes", api_list: tuple[str, ...] | None = None) -> Query:
@@ -57,8 +57,11 @@ async def test_the_docs_show_every_endpoint_its_parameters_body_and_response(not
     assert f"  Method and URL: GET {base}/notes/{{noteId}}\n" in docs
     assert "    - noteId (path, integer, required): The note's id, from listNotes or createNote." in docs
     assert "    - X-Trace (header, string, optional): A trace id echoed in the logs." in docs
+    # a form body's fields; no response shape from the error answer when a 2xx one exists
+    assert "API 4: shareNote\n  What it does: Share a note by email\n" in docs
+    assert "    - email (form, string (email), required): Whom to share with.\n  Response shape: any" in docs
     # a recursive schema is cut where it recurs
-    assert "API 4: GET_folders\n  What it does: The folder tree" in docs
+    assert "API 5: GET_folders\n  What it does: The folder tree" in docs
     assert "  Response shape: {name: string, children: [object]}" in docs
     assert [route.prefix for route in toolset.routes] == [base]
     assert toolset.preset == {"headers": {"X-API-Key": "MASKED_API_KEY_AUTH_SECRET", "Authorization": "Bearer MASKED_BEARER_AUTH_SECRET"}}
@@ -97,6 +100,8 @@ async def test_secrets_are_attached_host_side_and_scrubbed_from_answers(notes_ap
 
     made = await call(toolset, ToolRequest(method="POST", url=f"{base}/notes", json_body={"title": "Call mum"}, headers=headers))
     assert made.status == 201 and json.loads(made.body)["title"] == "Call mum" and made.call.api_name == "createNote"
+    shared = await call(toolset, ToolRequest(method="POST", url=f"{base}/notes/4/share", data={"email": "a@b.c"}, headers=headers))
+    assert shared.status == 204 and shared.call.api_name == "shareNote" and notes_api.received[-1]["form"] == {"email": "a@b.c"}
 
     echoed = await call(toolset, ToolRequest(method="GET", url=f"{base}/whoami", headers=headers))
     assert notes_api.received[-1]["headers"]["X-API-Key"] == API_KEY  # the real key went upstream ...

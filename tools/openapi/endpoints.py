@@ -1,7 +1,8 @@
 """The operations of an OpenAPI document as `ApiSpec`s: parameters, request body fields, response shape.
 
 Path, query and header parameters keep their location; the fields of a JSON object request body
-become `body` parameters (any other JSON body is one `body` parameter). Cookie parameters are left
+become `body` parameters, those of a form body `form` parameters (any other body is one `body`
+parameter). Cookie parameters are left
 out: the gateway never forwards cookies. Schemas are copied without cycles and depth-capped, so a
 recursive schema shows as an `object` where it recurs.
 """
@@ -95,35 +96,39 @@ def _parameters(shared: Any, own: Any) -> list[ApiParameter]:
 
 
 def _body_parameters(operation: Mapping[str, Any]) -> list[ApiParameter]:
+    """A JSON body's fields as `body` parameters, a form body's as `form` parameters, any other body as one `body`."""
     body = operation.get("requestBody")
     if not isinstance(body, Mapping):
         return []
     content = body.get("content") or {}
-    media = next((m for m in content if _is_json(m)), None)
+    required = bool(body.get("required"))
+    media = next((m for m in content if _is_json(m)), None) or next((m for m in content if _is_form(m)), None)
     if media is None:
         kinds = ", ".join(map(str, content)) or "unspecified"
-        return [ApiParameter(name="body", type=kinds, description=f"request body ({kinds})", required=bool(body.get("required")), location="body")]
+        return [ApiParameter(name="body", type=kinds, description=f"request body ({kinds})", required=required)]
     schema = (content[media] or {}).get("schema")
-    schema = merge_all_of(schema) if isinstance(schema, Mapping) and schema.get("allOf") else schema
-    if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
-        description = str(body.get("description") or "the whole JSON body")
-        return [ApiParameter(name="body", type=compact_shape(acyclic(schema)), description=description, required=bool(body.get("required")), location="body")]
-    required = set(schema.get("required") or ())
+    if isinstance(schema, Mapping) and schema.get("allOf"):
+        schema = merge_all_of(schema)
+    if not _has_properties(schema):
+        description = str(body.get("description") or f"the whole body ({media})")
+        return [ApiParameter(name="body", type=compact_shape(acyclic(schema)), description=description, required=required)]
+    location = "body" if _is_json(media) else "form"
+    needed = set(schema.get("required") or ())
     return [
         ApiParameter(
             name=str(name),
             type=_type_text(field),
             description=str(field.get("description") or "") if isinstance(field, Mapping) else "",
-            required=name in required,
+            required=name in needed,
             default=field.get("default") if isinstance(field, Mapping) else None,
-            location="body",
+            location=location,
         )
         for name, field in schema["properties"].items()
     ]
 
 
 def _response_schema(responses: Mapping[str, Any]) -> Any:
-    codes = sorted(code for code in responses if str(code).startswith("2")) + [c for c in responses if c == "default"]
+    codes = sorted(code for code in responses if str(code).startswith("2")) or [c for c in responses if c == "default"]
     for code in codes:
         content = (responses[code] or {}).get("content") or {}
         media = next((m for m in content if _is_json(m)), None)
@@ -189,5 +194,13 @@ def _has_properties(schema: Any) -> bool:
 
 
 def _is_json(media_type: str) -> bool:
-    kind = str(media_type).split(";")[0].strip().lower()
+    kind = _bare(media_type)
     return kind == "application/json" or kind.endswith("+json")
+
+
+def _is_form(media_type: str) -> bool:
+    return _bare(media_type) in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _bare(media_type: str) -> str:
+    return str(media_type).split(";")[0].strip().lower()

@@ -101,6 +101,7 @@ USAGE_NOTES = (
     "`requests.get(url, headers=headers, params=params)` or `requests.post(url, headers=headers, json=body)`; "
     "for an API's own header parameters send `headers={**headers, 'Name': value}`. "
     "Replace each `{placeholder}` in a URL with a real value (found by an earlier call when the query does not give it); "
-    "no `{` or `}` may remain in the URL. Query parameters go in `params`, body parameters in `json` as one object."
+    "no `{` or `}` may remain in the URL. Query parameters go in `params`, body parameters in `json` as one object, "
+    "form parameters in `data` as one dict."
 )
 AUTH_PARAMS_NOTE = "A variable `auth_params` is already defined too: add it to every call's query, `params={**auth_params, ...}`."

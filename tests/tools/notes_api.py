@@ -58,10 +58,7 @@ class NotesApi(EmbeddedServer):
         self.received.append({"path": request.path, "query": dict(request.query), "headers": dict(request.headers)})
 
     def _authorised(self, request: web.Request) -> bool:
-        return (
-            request.headers.get("X-API-Key") == self.api_key
-            and request.headers.get("Authorization") == f"Bearer {self.token}"
-        )
+        return request.headers.get("X-API-Key") == self.api_key and request.headers.get("Authorization") == f"Bearer {self.token}"
 
     async def _spec(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -64,7 +64,9 @@ async def test_the_docs_show_every_endpoint_its_parameters_body_and_response(not
     assert "API 5: GET_folders\n  What it does: The folder tree" in docs
     assert "  Response shape: {name: string, children: [object]}" in docs
     assert [route.prefix for route in toolset.routes] == [base]
-    assert toolset.preset == {"headers": {"X-API-Key": "MASKED_API_KEY_AUTH_SECRET", "Authorization": "Bearer MASKED_BEARER_AUTH_SECRET"}}
+    assert toolset.preset == {
+        "headers": {"X-API-Key": "MASKED_API_KEY_AUTH_SECRET", "Authorization": "Bearer MASKED_BEARER_AUTH_SECRET"}
+    }
     assert "requests.post(url, headers=headers, json=body)" in toolset.usage_notes
     assert API_KEY not in everything_shown(toolset) and TOKEN not in everything_shown(toolset)
 
@@ -100,7 +102,9 @@ async def test_secrets_are_attached_host_side_and_scrubbed_from_answers(notes_ap
 
     made = await call(toolset, ToolRequest(method="POST", url=f"{base}/notes", json_body={"title": "Call mum"}, headers=headers))
     assert made.status == 201 and json.loads(made.body)["title"] == "Call mum" and made.call.api_name == "createNote"
-    shared = await call(toolset, ToolRequest(method="POST", url=f"{base}/notes/4/share", data={"email": "a@b.c"}, headers=headers))
+    shared = await call(
+        toolset, ToolRequest(method="POST", url=f"{base}/notes/4/share", data={"email": "a@b.c"}, headers=headers)
+    )
     assert shared.status == 204 and shared.call.api_name == "shareNote" and notes_api.received[-1]["form"] == {"email": "a@b.c"}
 
     echoed = await call(toolset, ToolRequest(method="GET", url=f"{base}/whoami", headers=headers))
@@ -117,7 +121,8 @@ async def test_secrets_are_attached_host_side_and_scrubbed_from_answers(notes_ap
 async def test_a_query_key_rides_in_the_masked_auth_params(notes_api: NotesApi, tmp_path: Path) -> None:
     spec = notes_api.write_spec(tmp_path)
     text = spec.read_text().replace(
-        "bearerAuth: {type: http, scheme: bearer}", "bearerAuth: {type: http, scheme: bearer}\n    queryKey: {type: apiKey, in: query, name: api_key}"
+        "bearerAuth: {type: http, scheme: bearer}",
+        "bearerAuth: {type: http, scheme: bearer}\n    queryKey: {type: apiKey, in: query, name: api_key}",
     )
     spec.write_text(text)
     toolset = await toolset_of(str(spec), query(api_list=("GET_whoami",)), secrets={**SECRETS, "queryKey": "qk-77e1c0a9b3d54f21"})
@@ -131,22 +136,34 @@ async def test_a_query_key_rides_in_the_masked_auth_params(notes_api: NotesApi, 
 
 
 async def test_secrets_default_from_the_environment(notes_api: NotesApi, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert env_name("apiKeyAuth") == "CODETOOL_SECRET_API_KEY_AUTH" and env_name("petstore-auth") == "CODETOOL_SECRET_PETSTORE_AUTH"
+    assert (
+        env_name("apiKeyAuth") == "CODETOOL_SECRET_API_KEY_AUTH" and env_name("petstore-auth") == "CODETOOL_SECRET_PETSTORE_AUTH"
+    )
     monkeypatch.setenv("CODETOOL_SECRET_API_KEY_AUTH", API_KEY)
     monkeypatch.setenv("CODETOOL_SECRET_BEARER_AUTH", TOKEN)
     toolset = await toolset_of(f"{notes_api.base_url}/spec/notes.yaml", query(api_list=("listNotes",)), secrets={})
-    answer = await call(toolset, ToolRequest(method="GET", url=f"http://127.0.0.1:{notes_api.port}/v1/notes", headers=dict(toolset.preset["headers"])))
+    answer = await call(
+        toolset,
+        ToolRequest(method="GET", url=f"http://127.0.0.1:{notes_api.port}/v1/notes", headers=dict(toolset.preset["headers"])),
+    )
     assert answer.status == 200
 
 
-async def test_a_missing_secret_is_one_warning_and_calls_go_out_without_it(notes_api: NotesApi, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_missing_secret_is_one_warning_and_calls_go_out_without_it(
+    notes_api: NotesApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CODETOOL_SECRET_BEARER_AUTH", raising=False)
     with capture_logs() as logs:
-        toolset = await toolset_of(f"{notes_api.base_url}/spec/notes.yaml", query(api_list=("listNotes",)), secrets={"apiKeyAuth": API_KEY})
+        toolset = await toolset_of(
+            f"{notes_api.base_url}/spec/notes.yaml", query(api_list=("listNotes",)), secrets={"apiKeyAuth": API_KEY}
+        )
     warnings = [entry for entry in logs if entry["log_level"] == "warning"]
     assert len(warnings) == 1 and "CODETOOL_SECRET_BEARER_AUTH" in warnings[0]["problems"][0]
     assert toolset.preset == {"headers": {"X-API-Key": "MASKED_API_KEY_AUTH_SECRET"}}
-    answer = await call(toolset, ToolRequest(method="GET", url=f"http://127.0.0.1:{notes_api.port}/v1/notes", headers=dict(toolset.preset["headers"])))
+    answer = await call(
+        toolset,
+        ToolRequest(method="GET", url=f"http://127.0.0.1:{notes_api.port}/v1/notes", headers=dict(toolset.preset["headers"])),
+    )
     assert answer.status == 401 and "Authorization" not in notes_api.received[-1]["headers"]
 
 
@@ -164,7 +181,9 @@ async def test_calls_outside_the_servers_are_refused(notes_api: NotesApi) -> Non
     assert notes_api.received == []
 
 
-async def test_relative_servers_resolve_against_the_spec_url_and_server_url_overrides(notes_api: NotesApi, tmp_path: Path) -> None:
+async def test_relative_servers_resolve_against_the_spec_url_and_server_url_overrides(
+    notes_api: NotesApi, tmp_path: Path
+) -> None:
     spec_url = f"{notes_api.base_url}/spec/notes.yaml"
     relative = notes_api.spec_text("notes.yaml").replace('"http://127.0.0.1:{port}/v1"', "/v1").replace('url: "/v1"', "url: /v1")
     (tmp_path / "notes.yaml").write_text(relative)
@@ -223,7 +242,10 @@ BAD_SPECS = {
         "cannot resolve $ref '#/components/responses/Gone'",
     ),
     "missingfile.yaml": ("openapi: 3.0.0\npaths:\n  /a: {$ref: 'absent.yaml#/A'}\n", "$ref file://"),
-    "variable.yaml": ("openapi: 3.0.0\nservers: [{url: 'https://{region}.example.com'}]\npaths:\n  /a: {get: {}}\n", "uses {region} without a default"),
+    "variable.yaml": (
+        "openapi: 3.0.0\nservers: [{url: 'https://{region}.example.com'}]\npaths:\n  /a: {get: {}}\n",
+        "uses {region} without a default",
+    ),
 }
 
 

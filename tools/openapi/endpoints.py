@@ -55,8 +55,8 @@ def _endpoint(path: str, method: str, operation: Mapping[str, Any], shared: Any,
     name = operation.get("operationId") or f"{method.upper()}_{_NON_WORD.sub('_', path).strip('_') or 'root'}"
     summary = " ".join(str(operation.get("summary") or "").split())
     details = " ".join(str(operation.get("description") or "").split())
-    description = f"{summary.rstrip('.')}. {details}" if summary and details and not details.startswith(summary) else (
-        details or summary
+    description = (
+        f"{summary.rstrip('.')}. {details}" if summary and details and not details.startswith(summary) else (details or summary)
     )
     schema = _response_schema(operation.get("responses") or {})
     tags = [str(tag) for tag in operation.get("tags") or ()]

@@ -67,7 +67,9 @@ class OpenApiProvider(EndpointToolProvider):
         apis = await asyncio.to_thread(read_endpoints, document.content, servers[0], document.source)
         credentials = read_credentials(document.content, self.options.secrets, os.environ)
         if credentials.problems:
-            log.warning("openapi spec: calls go out without some credentials", spec=document.source, problems=credentials.problems)
+            log.warning(
+                "openapi spec: calls go out without some credentials", spec=document.source, problems=credentials.problems
+            )
         self.use_endpoints(apis)
         self._servers = servers
         self._credentials = credentials

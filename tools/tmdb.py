@@ -8,6 +8,9 @@ With a real token (option or env `TMDB_API_TOKEN`) calls go to the real API, and
 `cache_dir` each answer is recorded there; without a token, an embedded virtual TMDB answers,
 from that cache first and otherwise by simulation (flagged `simulated` on the call record),
 with its own random token standing behind the same mask.
+
+`TmdbProvider` is an `EndpointToolProvider` (the machinery of the `openapi` provider: selection,
+retrieval, docs, masked presets) whose pool comes from the RestBench spec format.
 """
 
 from __future__ import annotations

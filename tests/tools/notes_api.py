@@ -32,6 +32,8 @@ class NotesApi(EmbeddedServer):
         self.token = token
         self.received: list[dict[str, Any]] = []
         self.notes = [dict(note) for note in NOTES]
+        self.extra_specs: dict[str, str] = {}
+        """More documents served under `/spec/<name>`, as they are."""
 
     def spec_text(self, name: str) -> str:
         """The spec file `name` with this server's port in it."""
@@ -62,6 +64,8 @@ class NotesApi(EmbeddedServer):
 
     async def _spec(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        if name in self.extra_specs:
+            return web.Response(text=self.extra_specs[name], content_type="application/yaml")
         if not (SPEC_DIR / name).is_file():
             raise web.HTTPNotFound()
         return web.Response(text=self.spec_text(name), content_type="application/yaml")

@@ -268,9 +268,25 @@ async def test_a_missing_or_unreachable_spec_is_one_line(notes_api: NotesApi, tm
 
 async def test_a_spec_over_http_may_not_reference_local_files(notes_api: NotesApi, tmp_path: Path) -> None:
     (tmp_path / "secret.yaml").write_text("A: {type: string}\n")
-    notes_api.spec_text = lambda name: f"openapi: 3.0.0\npaths:\n  /a: {{$ref: '{(tmp_path / 'secret.yaml').as_uri()}#/A'}}\n"  # type: ignore[method-assign]
-    with pytest.raises(DataError, match="a spec read over HTTP may not \\$ref the local file"):
-        await toolset_of(f"{notes_api.base_url}/spec/notes.yaml", query())
+    ref = (tmp_path / "secret.yaml").as_uri()
+    notes_api.extra_specs["sneaky.yaml"] = f"openapi: 3.0.0\npaths:\n  /a: {{$ref: '{ref}#/A'}}\n"
+    with pytest.raises(DataError, match="sneaky.yaml: a spec read over HTTP may not \\$ref the local file"):
+        await toolset_of(f"{notes_api.base_url}/spec/sneaky.yaml", query())
+
+
+async def test_a_large_spec_over_http_is_read_whole_and_retrieval_picks_from_it(notes_api: NotesApi) -> None:
+    paths = "".join(
+        f"  /things/t{n}:\n    get:\n      operationId: getThing{n}\n      summary: Thing number {n} {'padding ' * 40}\n"
+        for n in range(400)
+    )
+    notes_api.extra_specs["large.yaml"] = f"openapi: 3.1.0\nservers: [{{url: /api}}]\npaths:\n{paths}"
+    assert len(notes_api.extra_specs["large.yaml"]) > 150_000
+    spec = f"{notes_api.base_url}/spec/large.yaml"
+    async with create_provider("openapi", spec=spec, top_k=5) as provider:
+        assert len(provider.apis) == 400 and provider.apis[-1].name == "getThing399"
+        toolset = provider.toolset_for(query("fetch getThing399"))
+    assert [api.name for api in toolset.apis][0] == "getThing399" and len(toolset.apis) == 5
+    assert [route.prefix for route in toolset.routes] == [f"{notes_api.base_url}/api"]
 
 
 async def test_a_provider_that_is_not_started_says_so() -> None:

@@ -118,13 +118,17 @@ async def _fetch(uri: str, http: aiohttp.ClientSession, where: str) -> bytes:
         async with http.get(uri, allow_redirects=True, max_redirects=5) as response:
             if response.status != 200:
                 raise DataError(f"{where}: HTTP {response.status} {response.reason or ''}".rstrip())
-            raw = await response.content.read(MAX_DOCUMENT_BYTES + 1)
+            raw = bytearray()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                raw += chunk
+                if len(raw) > MAX_DOCUMENT_BYTES:
+                    break
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{where}: cannot fetch ({reason})") from None
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise DataError(f"{where}: larger than {MAX_DOCUMENT_BYTES} bytes")
-    return raw
+    return bytes(raw)
 
 
 def parse_text(raw: bytes, where: str) -> Any:

@@ -2,9 +2,10 @@
 
 Path, query and header parameters keep their location; the fields of a JSON object request body
 become `body` parameters, those of a form body `form` parameters (any other body is one `body`
-parameter). Cookie parameters are left
-out: the gateway never forwards cookies. Schemas are copied without cycles and depth-capped, so a
-recursive schema shows as an `object` where it recurs.
+parameter). Cookie parameters are left out: the gateway never forwards cookies. Schemas are copied
+without cycles and depth-capped, so a recursive schema shows as an `object` where it recurs.
+Per-operation `servers` and `security` are not read: every endpoint lies under the spec's servers
+and every call carries all the schemes' credentials.
 """
 
 from __future__ import annotations
@@ -53,21 +54,24 @@ def read_endpoints(document: Mapping[str, Any], base_url: str, source: str) -> l
 
 def _endpoint(path: str, method: str, operation: Mapping[str, Any], shared: Any, base_url: str) -> ApiSpec:
     name = operation.get("operationId") or f"{method.upper()}_{_NON_WORD.sub('_', path).strip('_') or 'root'}"
-    summary = " ".join(str(operation.get("summary") or "").split())
-    details = " ".join(str(operation.get("description") or "").split())
-    description = (
-        f"{summary.rstrip('.')}. {details}" if summary and details and not details.startswith(summary) else (details or summary)
-    )
     schema = _response_schema(operation.get("responses") or {})
     tags = [str(tag) for tag in operation.get("tags") or ()]
     return ApiSpec(
         name=str(name),
         method=method.upper(),
         url=base_url.rstrip("/") + "/" + path.lstrip("/"),
-        description=description,
+        description=_description(operation),
         parameters=(*_parameters(shared, operation.get("parameters") or ()), *_body_parameters(operation)),
         extra={"response_schema": schema, "search_terms": " ".join([*tags, *field_names(schema)])},
     )
+
+
+def _description(operation: Mapping[str, Any]) -> str:
+    summary = " ".join(str(operation.get("summary") or "").split())
+    details = " ".join(str(operation.get("description") or "").split())
+    if summary and details and not details.startswith(summary):
+        return f"{summary.rstrip('.')}. {details}"
+    return details or summary
 
 
 def _parameters(shared: Any, own: Any) -> list[ApiParameter]:
@@ -111,7 +115,7 @@ def _body_parameters(operation: Mapping[str, Any]) -> list[ApiParameter]:
         schema = merge_all_of(schema)
     if not _has_properties(schema):
         description = str(body.get("description") or f"the whole body ({media})")
-        return [ApiParameter(name="body", type=compact_shape(acyclic(schema)), description=description, required=required)]
+        return [ApiParameter(name="body", type=compact_shape(_acyclic(schema)), description=description, required=required)]
     location = "body" if _is_json(media) else "form"
     needed = set(schema.get("required") or ())
     return [
@@ -133,7 +137,7 @@ def _response_schema(responses: Mapping[str, Any]) -> Any:
         content = (responses[code] or {}).get("content") or {}
         media = next((m for m in content if _is_json(m)), None)
         if media is not None:
-            return acyclic((content[media] or {}).get("schema"))
+            return _acyclic((content[media] or {}).get("schema"))
     return None
 
 
@@ -153,10 +157,10 @@ def _type_text(schema: Any, depth: int = 0) -> str:
         kind = "|".join(map(str, kind))
     if kind == "array":
         items = schema.get("items")
-        item_text = _type_text(items, depth + 1) if not _has_properties(items) else compact_shape(acyclic(items))
+        item_text = _type_text(items, depth + 1) if not _has_properties(items) else compact_shape(_acyclic(items))
         text = f"array of {item_text}"
     elif kind == "object" or _has_properties(schema):
-        text = compact_shape(acyclic(schema))
+        text = compact_shape(_acyclic(schema))
     else:
         text = str(kind or "string")
     if schema.get("format"):
@@ -168,7 +172,7 @@ def _type_text(schema: Any, depth: int = 0) -> str:
     return text
 
 
-def acyclic(schema: Any) -> Any:
+def _acyclic(schema: Any) -> Any:
     """A copy of `schema` without cycles, at most `_MAX_SCHEMA_DEPTH` deep and `_MAX_SCHEMA_NODES` big.
 
     A node that recurs inside itself, or lies past the caps, becomes `{"type": "object"}`.

@@ -5,7 +5,9 @@ async with create_provider("stabletoolbench") as provider, ToolGateway() as gate
     handler = gateway.session(provider.toolset_for(query), query_id=query.query_id)
 """
 
+from tools.api_docs import render_docs
 from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
+from tools.openapi import EndpointToolProvider, OpenApiOptions, OpenApiProvider
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
 from tools.retrieval import ApiRetriever
@@ -23,9 +25,12 @@ __all__ = [
     "ApiParameter",
     "ApiRetriever",
     "ApiSpec",
+    "EndpointToolProvider",
     "GatewayConfig",
     "GatewaySession",
     "LlmSimulator",
+    "OpenApiOptions",
+    "OpenApiProvider",
     "Query",
     "ResponseCache",
     "Route",
@@ -50,6 +55,7 @@ __all__ = [
     "load_tmdb_spec",
     "load_tools_dir",
     "register_provider",
+    "render_docs",
     "resolve_target",
     "standardize",
 ]

@@ -30,7 +30,7 @@ from codetool_kernel.protocol import ApiCall, ToolRequest, ToolResponse
 from codetool_kernel.validation import FrozenModel, describe_validation_error
 from tools.http_server import SOURCE_HEADER
 from tools.scrubbing import SecretScrubber
-from tools.secrets import attach_to_body, attach_to_headers
+from tools.secrets import attach_to_body, attach_to_headers, attach_to_query
 from tools.toolset import ToolSet
 from tools.url_policy import Target, UrlRefused, resolve_target
 
@@ -230,7 +230,7 @@ class GatewaySession:
             answer, cut = await self.gateway._send(
                 method,
                 target.url,
-                params=_query_items(request.params or {}),
+                params=attach_to_query(_query_items(request.params or {}), slots, secrets),
                 headers=headers,
                 # like `requests`, a `data=` body wins over `json=` when both are given
                 json_body=attach_to_body(request.json_body, slots, secrets) if request.data is None else None,

@@ -8,6 +8,7 @@ echo a real secret by asking for it in a parameter.
 
     TMDB:            SecretSlot(mask=..., place="header", name="Authorization", template="Bearer {secret}")
     StableToolBench: SecretSlot(mask=..., place="body_field", name="toolbench_key")
+    OpenAPI apiKey:  SecretSlot(mask=..., place="query", name="api_key")
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class SecretSlot(BaseModel):
-    """One place a secret is attached: a request header, or a top-level field of the request body.
+    """One place a secret is attached: a request header, a query parameter (`params=`), or a
+    top-level field of the request body.
 
     `body_field` covers a JSON body (`json=`), a dict or JSON-object string sent as `data=`, and
     a form-encoded `data=` string. The slot is filled only when the code's value there contains
@@ -31,7 +33,7 @@ class SecretSlot(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     mask: str
-    place: Literal["header", "body_field"]
+    place: Literal["header", "query", "body_field"]
     name: str
     template: str = "{secret}"
 
@@ -55,6 +57,18 @@ def attach_to_headers(
     attached = []
     for key, value in headers:
         slot = wanted.get(key.lower())
+        attached.append((key, slot.render(secrets[slot.mask]) if slot and slot.mask in value else value))
+    return attached
+
+
+def attach_to_query(
+    params: Iterable[tuple[str, str]], slots: Iterable[SecretSlot], secrets: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """Query pairs with every declared parameter that carries its mask set to the real value."""
+    wanted = {slot.name: slot for slot in slots if slot.place == "query" and secrets.get(slot.mask)}
+    attached = []
+    for key, value in params:
+        slot = wanted.get(key)
         attached.append((key, slot.render(secrets[slot.mask]) if slot and slot.mask in value else value))
     return attached
 

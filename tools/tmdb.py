@@ -8,6 +8,9 @@ With a real token (option or env `TMDB_API_TOKEN`) calls go to the real API, and
 `cache_dir` each answer is recorded there; without a token, an embedded virtual TMDB answers,
 from that cache first and otherwise by simulation (flagged `simulated` on the call record),
 with its own random token standing behind the same mask.
+
+`TmdbProvider` is an `EndpointToolProvider` (the machinery of the `openapi` provider: selection,
+retrieval, docs, masked presets) whose pool comes from the RestBench spec format.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from codetool_kernel.errors import ConfigError, DataError, ToolGatewayError
 from codetool_kernel.files import read_json
-from codetool_kernel.text import truncate
+from tools.openapi.endpoint_provider import EndpointToolProvider
+from tools.openapi.security import Credentials
 from tools.registry import parse_options, register_provider
-from tools.retrieval import ApiRetriever
-from tools.schema_shapes import compact_shape, field_names
+from tools.schema_shapes import field_names
 from tools.secrets import SecretSlot
-from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolProvider, ToolSet
+from tools.toolset import ApiParameter, ApiSpec
 from tools.virtual_tmdb import TMDB_TOKEN_MASK, VirtualTmdbServer
 
 TMDB_BASE_URL = "https://api.themoviedb.org/3"
@@ -63,20 +66,21 @@ class TmdbOptions(BaseModel):
 
 
 @register_provider("tmdb")
-class TmdbProvider(ToolProvider):
+class TmdbProvider(EndpointToolProvider):
     """Tool sets for RestBench-TMDB queries."""
+
+    label = "TMDB"
 
     def __init__(self, **options: Any) -> None:
         self.options = parse_options(TmdbOptions, "tmdb", options)
-        self.apis = load_tmdb_spec(self.options.spec_path, self.options.base_url)
-        self._by_name = {api.name: api for api in self.apis}
+        super().__init__(self.options.top_k)
+        self.use_endpoints(load_tmdb_spec(self.options.spec_path, self.options.base_url))
         token = self.options.token or os.environ.get("TMDB_API_TOKEN") or ""
         self.uses_virtual = self.options.virtual if self.options.virtual is not None else not token
         if not self.uses_virtual and not token:
             raise ConfigError("tmdb provider: virtual=False needs a token (option token or env TMDB_API_TOKEN)")
         self._token = secrets.token_urlsafe(24) if self.uses_virtual else token
         self._server: VirtualTmdbServer | None = None
-        self._retriever: ApiRetriever | None = None
 
     async def start(self) -> None:
         recording = not self.uses_virtual and self.options.cache_dir is not None
@@ -105,51 +109,24 @@ class TmdbProvider(ToolProvider):
             return self.options.real_url or self.options.base_url
         raise ToolGatewayError("tmdb provider is not started: use `async with create_provider(...)`")
 
-    def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
-        raw = read_json(path)
-        if not isinstance(raw, list):
-            raise DataError(f"{path}: expected a JSON list of queries, got {type(raw).__name__}")
-        queries = []
-        for index, entry in enumerate(raw):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("query"), str):
-                raise DataError(f"{path}: entry {index} has no query text")
-            queries.append(
-                Query(
-                    query_id=str(entry.get("qid", f"q{index}")),
-                    text=entry["query"],
-                    api_list=tuple(entry.get("api_list") or ()) or None,
-                    gold_solution=tuple(entry.get("solution") or ()),
-                    group="tmdb",
-                    extra={"gold_urls": tuple(entry.get("url") or ())},
-                )
-            )
-        if ids is None:
-            return queries
-        wanted = [str(i) for i in ids]
-        missing = sorted(set(wanted) - {q.query_id for q in queries})
-        if missing:
-            raise DataError(f"{path}: no query with id {', '.join(missing[:10])}")
-        return [q for q in queries if q.query_id in set(wanted)]
+    @property
+    def toolset_name(self) -> str:
+        return "tmdb"
 
-    def toolset_for(self, query: Query) -> ToolSet:
-        if query.api_list:
-            unknown = [name for name in query.api_list if name not in self._by_name]
-            if unknown:
-                raise DataError(f"query {query.query_id}: unknown TMDB endpoint(s) {', '.join(map(str, unknown))}")
-            apis = [self._by_name[name] for name in query.api_list]
-        else:
-            if self._retriever is None:
-                self._retriever = ApiRetriever(self.apis)
-            apis = self._retriever.search(query.text, self.options.top_k)
-        return ToolSet(
-            name="tmdb",
-            apis=tuple(apis),
-            routes=(Route(prefix=self.options.base_url, upstream=self.upstream_url, secret_slots=SECRET_SLOTS),),
-            preset={"headers": {"Authorization": f"Bearer {TMDB_TOKEN_MASK}", "Content-Type": "application/json"}},
+    @property
+    def credentials(self) -> Credentials:
+        return Credentials(
+            slots=SECRET_SLOTS,
+            headers={"Authorization": f"Bearer {TMDB_TOKEN_MASK}", "Content-Type": "application/json"},
             secrets={TMDB_TOKEN_MASK: self._token},
-            docs=render_docs(apis),
-            usage_notes=USAGE_NOTES,
         )
+
+    @property
+    def usage_notes(self) -> str:
+        return USAGE_NOTES
+
+    def route_targets(self) -> Sequence[tuple[str, str]]:
+        return [(self.options.base_url, self.upstream_url)]
 
 
 USAGE_NOTES = (
@@ -245,27 +222,6 @@ def _path_parameter_type(name: str, is_last: bool, example: Any) -> str:
     if name.endswith("_id") and is_last and isinstance(example, Mapping) and isinstance(example.get("id"), str):
         return "string"
     return "integer" if name.endswith(("_id", "_number")) else "string"
-
-
-def render_docs(apis: Sequence[ApiSpec]) -> str:
-    """The API documentation block: per endpoint its name, method, URL template, parameters, response shape."""
-    blocks = []
-    for number, api in enumerate(apis, 1):
-        lines = [
-            f"API {number}: {api.name}",
-            f"  What it does: {truncate(' '.join(api.description.split()), 400) or '(no description)'}",
-            f"  Method and URL: {api.method} {api.url}",
-        ]
-        if api.parameters:
-            lines.append("  Parameters:")
-            for p in api.parameters:
-                default = f", default {p.default!r}" if p.default not in (None, "") else ""
-                summary = truncate(" ".join(p.description.split()), 200)
-                need = "required" if p.required else "optional"
-                lines.append(f"    - {p.name} ({p.location}, {p.type}, {need}{default}): {summary}")
-        lines.append(f"  Response shape: {compact_shape(api.extra.get('response_schema'))}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
 
 
 def _path_of(url: str) -> str:

@@ -25,7 +25,7 @@ class ApiParameter(BaseModel):
     required: bool = False
     default: Any = None
     location: str = "body"
-    """Where it goes: `query`, `path` or `body`."""
+    """Where it goes: `query`, `path`, `header`, `body` (a JSON body's field) or `form` (a form body's field)."""
 
 
 class ApiSpec(BaseModel):

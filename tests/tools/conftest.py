@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.tools.notes_api import NotesApi
 from tools.http_server import EmbeddedServer
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -102,3 +103,14 @@ def closed_port() -> int:
 
 def body_of(response: Any) -> Any:
     return json.loads(response.body)
+
+
+API_KEY = "key-5f2c9a71e04b4d8cb1e3"
+TOKEN = "tok-90a7d3c2f81e4b6a9d55"
+
+
+@pytest.fixture
+async def notes_api() -> AsyncIterator[NotesApi]:
+    """The notes API on loopback, knowing `API_KEY` and `TOKEN`."""
+    async with NotesApi(api_key=API_KEY, token=TOKEN) as server:
+        yield server

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from codetool_kernel.errors import ConfigError, DataError, ToolGatewayError
 from codetool_kernel.files import read_json
+from codetool_kernel.validation import FrozenModel
 from tools.openapi.endpoint_provider import EndpointToolProvider
 from tools.openapi.security import Credentials
 from tools.registry import parse_options, register_provider
@@ -45,10 +46,8 @@ SECRET_SLOTS = (SecretSlot(mask=TMDB_TOKEN_MASK, place="header", name="Authoriza
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-class TmdbOptions(BaseModel):
+class TmdbOptions(FrozenModel):
     """Options of the `tmdb` provider (`create_provider("tmdb", spec_path=..., **options)`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     spec_path: str | None = None
     """A RestBench TMDB spec (`tmdb_spec.json`, or gzipped); None: the one shipped with the package."""

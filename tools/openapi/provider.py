@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from codetool_kernel.errors import ToolGatewayError
+from codetool_kernel.validation import FrozenModel
 from tools.openapi.documents import load_document
 from tools.openapi.endpoint_provider import EndpointToolProvider
 from tools.openapi.endpoints import read_endpoints
@@ -28,10 +29,8 @@ from tools.registry import parse_options, register_provider
 log = structlog.get_logger(__name__)
 
 
-class OpenApiOptions(BaseModel):
+class OpenApiOptions(FrozenModel):
     """Options of the `openapi` provider (`create_provider("openapi", spec=..., **options)`)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     spec: str
     """Path or http(s) URL of an OpenAPI 3.0/3.1 document, JSON or YAML."""

@@ -5,7 +5,10 @@ async with create_provider("stabletoolbench") as provider, ToolGateway() as gate
     handler = gateway.session(provider.toolset_for(query), query_id=query.query_id)
 """
 
+from tools.function_tools import FunctionTool, FunctionToolsOptions, FunctionToolsProvider, function_tool
 from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
+from tools.host_tools import HOST_TOOLS_URL, HostTool, HostToolServer, ToolArgumentError, ToolReportedError
+from tools.mcp_tools import McpOptions, McpServerSpec, McpToolsProvider
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
 from tools.retrieval import ApiRetriever
@@ -23,9 +26,18 @@ __all__ = [
     "ApiParameter",
     "ApiRetriever",
     "ApiSpec",
+    "FunctionTool",
+    "FunctionToolsOptions",
+    "FunctionToolsProvider",
     "GatewayConfig",
     "GatewaySession",
+    "HOST_TOOLS_URL",
+    "HostTool",
+    "HostToolServer",
     "LlmSimulator",
+    "McpOptions",
+    "McpServerSpec",
+    "McpToolsProvider",
     "Query",
     "ResponseCache",
     "Route",
@@ -37,8 +49,10 @@ __all__ = [
     "TemplateSimulator",
     "TmdbOptions",
     "TmdbProvider",
+    "ToolArgumentError",
     "ToolGateway",
     "ToolProvider",
+    "ToolReportedError",
     "ToolSet",
     "UrlRefused",
     "VirtualApiServer",
@@ -47,6 +61,7 @@ __all__ = [
     "available_providers",
     "cache_file_parts",
     "create_provider",
+    "function_tool",
     "load_tmdb_spec",
     "load_tools_dir",
     "register_provider",

@@ -15,12 +15,13 @@ import socket
 import sys
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 
-server = MCPServer("weather")
+server = MCPServer("weather", log_level="CRITICAL")
 _seen_headers: dict[str, str] = {}
 
 
-@server.tool()
+@server.tool(structured_output=False)
 def get_forecast(city: str, days: int = 1) -> dict:
     """The weather forecast for a city, one entry per day."""
     return {"city": city, "days": [{"day": day + 1, "sky": "sunny", "high_c": 20 + day} for day in range(days)]}
@@ -35,7 +36,7 @@ def shout(text: str) -> str:
 @server.tool()
 def fail(reason: str) -> str:
     """Always fails with `reason`."""
-    raise ValueError(reason)
+    raise ToolError(reason)
 
 
 @server.tool()

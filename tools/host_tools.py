@@ -102,7 +102,7 @@ class HostToolServer(EmbeddedServer):
         except TimeoutError:
             return _error(504, f"{tool.name} did not answer within {self.timeout_s:g}s")
         except ToolReportedError as exc:
-            return _error(500, f"{tool.name} failed: {exc}")
+            return _error(500, f"{tool.name} reported an error: {exc}")
         except Exception as exc:  # the tool's own failure is the model's to see
             return _error(500, f"{tool.name} raised {type(exc).__name__}: {exc}")
         text = await asyncio.to_thread(_to_json, result)
@@ -275,6 +275,10 @@ class HostToolCatalog:
         self.apis = tuple(host_tool_spec(tool, self.prefix + path) for path, tool in tools.items())
         self.upstream = upstream
         self._retriever = None
+
+    def withdraw(self) -> None:
+        """The server stopped: no tool set until the next `publish`."""
+        self.apis, self.upstream, self._retriever = (), "", None
 
     def toolset(self, query: Query) -> ToolSet:
         """The tool set for `query`: every tool, or the `top_k` most relevant ones."""

@@ -239,6 +239,7 @@ class McpToolsProvider(ToolProvider):
         self._catalog.publish(tools, server.base_url)
 
     async def aclose(self) -> None:
+        self._catalog.withdraw()
         if self._server is not None:
             await self._server.aclose()
             self._server = None

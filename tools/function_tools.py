@@ -225,7 +225,7 @@ class FunctionToolsProvider(ToolProvider):
         )
         await server.start()
         self._server = server
-        self._catalog.publish(tools, server.base_url)
+        self._catalog.publish(tools, server)
 
     async def aclose(self) -> None:
         self._catalog.withdraw()

@@ -11,7 +11,9 @@ so allow-listing, memo, audit and secret scrubbing apply unchanged.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,6 +32,9 @@ from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolSet
 
 HOST_TOOLS_URL = "http://tools.codetool"
 """The fake host under which host-side tools are offered; only the gateway's routes resolve it."""
+TOOL_KEY_HEADER = "X-CodeTool-Tool-Key"
+"""The header by which the gateway's route proves a call to a `HostToolServer` (random key per server), so
+that no other local process can run host-side tools through its loopback port."""
 _MAX_BODY_BYTES = 1_000_000
 _MAX_ERROR_CHARS = 600
 
@@ -75,6 +80,8 @@ class HostToolServer(EmbeddedServer):
     ) -> None:
         super().__init__(host=host, port=port)
         self.tools = {"/" + unquote(path).strip("/"): tool for path, tool in tools.items()}
+        self.key = secrets.token_urlsafe(24)
+        """What `TOOL_KEY_HEADER` must hold on every call (the gateway route injects it)."""
         self.timeout_s = timeout_s
         self.max_result_chars = max_result_chars
         self._slots = asyncio.Semaphore(concurrency)
@@ -85,6 +92,8 @@ class HostToolServer(EmbeddedServer):
         return app
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if not hmac.compare_digest(request.headers.get(TOOL_KEY_HEADER, "").encode(), self.key.encode()):
+            return _error(401, "calls to host-side tools must come through the tool gateway")
         tool = self.tools.get(request.path.rstrip("/"))
         if tool is None:
             known = ", ".join(sorted(t.name for t in self.tools.values()))
@@ -268,17 +277,19 @@ class HostToolCatalog:
         self.apis: tuple[ApiSpec, ...] = ()
         self.upstream = ""
         self.secrets: dict[str, str] = {}
+        self._key = ""
         self._retriever: ApiRetriever | None = None
 
-    def publish(self, tools: Mapping[str, HostTool], upstream: str) -> None:
-        """Offer `tools` (URL path below the prefix -> tool), served at `upstream`."""
+    def publish(self, tools: Mapping[str, HostTool], server: HostToolServer) -> None:
+        """Offer `tools` (URL path below the prefix -> tool), served by the started `server`."""
         self.apis = tuple(host_tool_spec(tool, self.prefix + path) for path, tool in tools.items())
-        self.upstream = upstream
+        self.upstream = server.base_url
+        self._key = server.key
         self._retriever = None
 
     def withdraw(self) -> None:
         """The server stopped: no tool set until the next `publish`."""
-        self.apis, self.upstream, self._retriever = (), "", None
+        self.apis, self.upstream, self._key, self._retriever = (), "", "", None
 
     def toolset(self, query: Query) -> ToolSet:
         """The tool set for `query`: every tool, or the `top_k` most relevant ones."""
@@ -292,7 +303,7 @@ class HostToolCatalog:
         return ToolSet(
             name=self.name,
             apis=apis,
-            routes=(Route(prefix=self.prefix, upstream=self.upstream),),
+            routes=(Route(prefix=self.prefix, upstream=self.upstream, inject_headers={TOOL_KEY_HEADER: self._key}),),
             secrets=self.secrets,
             docs=render_docs(apis),
             usage_notes=USAGE_NOTES,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 import pytest
 from pydantic import BaseModel
 
@@ -20,6 +21,7 @@ from codetool_kernel.protocol import ToolRequest, ToolResponse
 from tests.support.openai_stub import OpenAIStub
 from tests.support.policies import step, step_of, system_text
 from tools import FunctionToolsOptions, GatewaySession, Query, ToolGateway, create_provider, function_tool
+from tools.host_tools import TOOL_KEY_HEADER
 
 BASE = "http://tools.codetool/functions"
 QUERY = Query(query_id="q1", text="What is the weather in Paris?")
@@ -288,3 +290,25 @@ async def test_solve_calls_a_python_function_from_restricted_sandbox_code() -> N
     assert trajectory.final_answer is not None and trajectory.final_answer.startswith("It is 21 degrees C in Paris.")
     assert f"POST {BASE}/get_weather" in system_text(stub.requests[0])
     assert [city for city, _ in weather_calls] == ["Paris"]
+
+
+async def test_the_loopback_server_answers_only_calls_that_come_through_the_gateway() -> None:
+    weather_calls.clear()
+    async with create_provider("functions", functions=[get_weather]) as provider:
+        upstream = provider.toolset_for(QUERY).routes[0].upstream
+        async with aiohttp.ClientSession() as http:
+            bare = await http.post(f"{upstream}/get_weather", json={"city": "Paris"})
+            forged = await http.post(
+                f"{upstream}/get_weather", json={"city": "Paris"}, headers={TOOL_KEY_HEADER: "guessed"}
+            )
+            refusals = [(bare.status, await bare.json()), (forged.status, await forged.json())]
+        async with ToolGateway() as gateway:
+            session = gateway.session(provider.toolset_for(QUERY))
+            through = await session(
+                ToolRequest(
+                    method="POST", url=f"{BASE}/get_weather", json_body={"city": "Rome"}, headers={TOOL_KEY_HEADER: "x"}
+                )
+            )
+    assert [status for status, _ in refusals] == [401, 401]
+    assert "through the tool gateway" in refusals[0][1]["error"]
+    assert through.status == 200 and [city for city, _ in weather_calls] == ["Rome"]

@@ -20,12 +20,11 @@ import contextlib
 import json
 import re
 import shlex
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import PurePath
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -52,6 +51,7 @@ from tools.host_tools import (
     tool_path,
 )
 from tools.registry import parse_options, register_provider
+from tools.stderr_tail import StderrTail
 from tools.toolset import Query, ToolProvider, ToolSet
 
 log = structlog.get_logger(__name__)
@@ -112,8 +112,11 @@ class McpServerSpec(BaseModel):
         if self.url is not None:
             parts = urlsplit(self.url)
             return f"{parts.hostname}-{parts.port}" if parts.port else str(parts.hostname)
-        words = [word for word in self.args if not word.startswith("-")] or [self.command or "server"]
-        return PurePath(words[0]).name.removesuffix(".py") or "server"
+        args = list(self.args)
+        if "-m" in args[:-1]:  # python -m package.server
+            return args[args.index("-m") + 1]
+        words = [] if "-c" in args else [word for word in args if not word.startswith("-")]
+        return PurePath(words[0] if words else self.command or "server").name.removesuffix(".py") or "server"
 
 
 class McpOptions(BaseModel):
@@ -271,9 +274,8 @@ class McpToolsProvider(ToolProvider):
                 await self._closing.wait()
         except BaseException as exc:  # the owner task must always settle `ready`
             if not ready.done():
-                ready.set_exception(
-                    exc if isinstance(exc, ToolGatewayError) else ToolGatewayError(f"mcp provider: {_describe(exc)}")
-                )
+                failed = _server_failure(exc)
+                ready.set_exception(failed.error() if failed else ToolGatewayError(f"mcp provider: {_describe(exc)}"))
             elif not isinstance(exc, asyncio.CancelledError):
                 log.warning("mcp sessions ended with an error", error=_describe(exc))
             if isinstance(exc, asyncio.CancelledError):
@@ -295,30 +297,44 @@ class McpToolsProvider(ToolProvider):
         self, stack: AsyncExitStack, segment: str, spec: McpServerSpec
     ) -> tuple[ClientSession, list[types.Tool]]:
         """An initialised session with `spec` (closed with `stack`) and the tools it lists."""
-        errlog: IO[str] | None = None
+        tail: StderrTail | None = None
         timeout_s = self.options.startup_timeout_s
         try:
             if spec.url is not None:
                 http = await stack.enter_async_context(create_mcp_http_client(headers=dict(spec.headers)))
                 read, write = await stack.enter_async_context(streamable_http_client(spec.url, http_client=http))
             else:
-                errlog = stack.enter_context(tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"))
+                tail = StderrTail(f"mcp server {segment}")
+                stack.push_async_callback(tail.aclose)  # runs after the process is stopped: reads to its end
                 parameters = StdioServerParameters(
                     command=spec.command or "", args=list(spec.args), env=dict(spec.env) or None, cwd=spec.cwd
                 )
-                read, write = await stack.enter_async_context(stdio_client(parameters, errlog=errlog))
+                read, write = await stack.enter_async_context(stdio_client(parameters, errlog=tail.pipe))
+                await tail.start()
             session = await stack.enter_async_context(ClientSession(read, write))
             # only these waits are bounded here: a cancel scope must not span the transports' task groups
             with anyio.fail_after(timeout_s):
                 await session.initialize()
                 tools = await _list_tools(session)
         except TimeoutError:
-            raise ToolGatewayError(
-                f"mcp server {segment!r} did not answer within {timeout_s:g}s{_stderr_tail(errlog)}"
-            ) from None
+            raise _ServerFailed(f"mcp server {segment!r} did not answer within {timeout_s:g}s", tail) from None
         except Exception as exc:  # the SDK and its transports raise many kinds: one line each
-            raise ToolGatewayError(f"mcp server {segment!r} did not start: {_describe(exc)}{_stderr_tail(errlog)}") from None
+            raise _ServerFailed(f"mcp server {segment!r} did not start: {_describe(exc)}", tail) from None
         return session, tools
+
+
+class _ServerFailed(Exception):
+    """A server did not start; the message is completed once its process is gone and its stderr read."""
+
+    def __init__(self, message: str, tail: StderrTail | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.tail = tail
+
+    def error(self) -> ToolGatewayError:
+        last = self.tail.last_line() if self.tail is not None else ""
+        suffix = f" (its stderr ends: {truncate(last, _STDERR_TAIL_CHARS)})" if last else ""
+        return ToolGatewayError(self.message + suffix)
 
 
 async def _list_tools(session: ClientSession) -> list[types.Tool]:
@@ -346,19 +362,22 @@ def _named(specs: Sequence[McpServerSpec]) -> list[tuple[str, McpServerSpec]]:
     return named
 
 
+def _server_failure(exc: BaseException | None, depth: int = 0) -> _ServerFailed | None:
+    """The `_ServerFailed` behind `exc`: itself, inside an exception group, or what it was raised during."""
+    if exc is None or depth > 8:
+        return None
+    if isinstance(exc, _ServerFailed):
+        return exc
+    inner = exc.exceptions if isinstance(exc, BaseExceptionGroup) else ()
+    for candidate in (*inner, exc.__context__):
+        found = _server_failure(candidate, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
 def _describe(exc: BaseException) -> str:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     text = " ".join(str(exc).split())
     return truncate(f"{type(exc).__name__}: {text}" if text else type(exc).__name__, 400)
-
-
-def _stderr_tail(errlog: IO[str] | None) -> str:
-    if errlog is None:
-        return ""
-    try:
-        errlog.seek(0)
-        lines = [line.strip() for line in errlog.read().splitlines() if line.strip()]
-    except (OSError, ValueError):
-        return ""
-    return f" (its stderr ends: {truncate(lines[-1], _STDERR_TAIL_CHARS)})" if lines else ""

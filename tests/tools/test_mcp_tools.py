@@ -21,6 +21,7 @@ from tests.support.openai_stub import OpenAIStub
 from tests.support.policies import step, step_of, system_text
 from tests.tools.test_function_tools import stub_overrides
 from tools import GatewaySession, McpOptions, McpServerSpec, Query, ToolGateway, create_provider
+from tools.stderr_tail import StderrTail
 
 SERVER = Path(__file__).resolve().parents[1] / "support" / "mcp_server.py"
 STDIO = shlex.join([sys.executable, str(SERVER)])
@@ -171,14 +172,16 @@ def test_server_options_parse_command_lines_urls_and_dicts() -> None:
     options = McpOptions(
         servers=[
             "python my_server.py --verbose",
+            "python -m weather.server",
             "https://example.org/mcp",
             {"command": "uvx", "args": ["mcp-server-fetch"], "env": {"A": "1"}},
         ]
     )
     assert options.servers[0] == McpServerSpec(command="python", args=("my_server.py", "--verbose"))
-    assert options.servers[1] == McpServerSpec(url="https://example.org/mcp")
+    assert options.servers[2] == McpServerSpec(url="https://example.org/mcp")
     provider = create_provider("mcp", servers=[*options.servers, "python my_server.py"])
-    assert [name for name, _ in provider.servers] == ["my_server", "example.org", "mcp-server-fetch", "my_server-2"]
+    names = ["my_server", "weather.server", "example.org", "mcp-server-fetch", "my_server-2"]
+    assert [name for name, _ in provider.servers] == names
     for bad, message in [
         ([], "at least 1 item"),
         ([{"command": "x", "url": "http://a/mcp"}], "exactly one of"),
@@ -187,6 +190,16 @@ def test_server_options_parse_command_lines_urls_and_dicts() -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             create_provider("mcp", servers=bad)
+
+
+async def test_a_chatty_server_costs_only_a_bounded_stderr_tail() -> None:
+    tail = StderrTail("chatty", max_lines=5)
+    chatter = "import sys\nfor i in range(20000): print('line', i, file=sys.stderr)\nsys.stderr.write('x' * 100000)"
+    process = await asyncio.create_subprocess_exec(sys.executable, "-c", chatter, stderr=tail.pipe)
+    await tail.start()
+    assert await process.wait() == 0
+    await tail.aclose()
+    assert list(tail.lines)[-2:] == ["line 19999", "x" * 500] and len(tail.lines) == 5
 
 
 def forecast_policy(body: dict[str, Any]) -> list[str]:

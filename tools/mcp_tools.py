@@ -24,16 +24,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import jsonschema
 import structlog
 from jsonschema.exceptions import best_match
-from mcp import ClientSession, StdioServerParameters, stdio_client, types
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from codetool_kernel.errors import ToolGatewayError
@@ -53,6 +50,9 @@ from tools.host_tools import (
 from tools.registry import parse_options, register_provider
 from tools.stderr_tail import StderrTail
 from tools.toolset import Query, ToolProvider, ToolSet
+
+if TYPE_CHECKING:
+    from mcp import ClientSession, types
 
 log = structlog.get_logger(__name__)
 
@@ -198,8 +198,8 @@ def _parsed_if_json(text: str) -> Any:
 
 
 def _block_text(block: Any) -> str:
-    if isinstance(block, types.TextContent):
-        return block.text
+    if block.type == "text":
+        return str(block.text)
     mime = getattr(block, "mime_type", None)
     return f"[{block.type} content{f' ({mime})' if mime else ''} left out]"
 
@@ -297,11 +297,18 @@ class McpToolsProvider(ToolProvider):
         self, stack: AsyncExitStack, segment: str, spec: McpServerSpec
     ) -> tuple[ClientSession, list[types.Tool]]:
         """An initialised session with `spec` (closed with `stack`) and the tools it lists."""
+        # the SDK takes a second or more to import: only a provider that starts pays for it
+        import httpx2
+        from mcp import ClientSession, StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+
         tail: StderrTail | None = None
         timeout_s = self.options.startup_timeout_s
         try:
             if spec.url is not None:
-                http = await stack.enter_async_context(create_mcp_http_client(headers=dict(spec.headers)))
+                # how the SDK takes headers: on the HTTP client it is given (its own timeouts: 30 s, 300 s to read)
+                client = httpx2.AsyncClient(headers=dict(spec.headers), timeout=httpx2.Timeout(30.0, read=300.0))
+                http = await stack.enter_async_context(client)
                 read, write = await stack.enter_async_context(streamable_http_client(spec.url, http_client=http))
             else:
                 tail = StderrTail(f"mcp server {segment}")
@@ -338,6 +345,7 @@ class _ServerFailed(Exception):
 
 
 async def _list_tools(session: ClientSession) -> list[types.Tool]:
+    from mcp import types
     tools: list[types.Tool] = []
     cursor: str | None = None
     for _ in range(_MAX_TOOL_PAGES):

@@ -28,6 +28,7 @@ from codetool_kernel.text import truncate
 from tools.http_server import EmbeddedServer
 from tools.retrieval import ApiRetriever
 from tools.schema_shapes import compact_shape
+from tools.scrubbing import SecretScrubber
 from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolSet
 
 HOST_TOOLS_URL = "http://tools.codetool"
@@ -277,12 +278,17 @@ class HostToolCatalog:
         self.apis: tuple[ApiSpec, ...] = ()
         self.upstream = ""
         self.secrets: dict[str, str] = {}
+        """Mask -> real value of what must never reach prompts or the sandbox (e.g. MCP header tokens)."""
         self._key = ""
         self._retriever: ApiRetriever | None = None
 
     def publish(self, tools: Mapping[str, HostTool], server: HostToolServer) -> None:
         """Offer `tools` (URL path below the prefix -> tool), served by the started `server`."""
-        self.apis = tuple(host_tool_spec(tool, self.prefix + path) for path, tool in tools.items())
+        apis = [host_tool_spec(tool, self.prefix + path) for path, tool in tools.items()]
+        scrubber = SecretScrubber(self.secrets)
+        if scrubber:  # what a server says about its tools goes into prompts: no secret may ride along
+            apis = [ApiSpec.model_validate_json(scrubber.scrub(api.model_dump_json())) for api in apis]
+        self.apis = tuple(apis)
         self.upstream = server.base_url
         self._key = server.key
         self._retriever = None

@@ -92,6 +92,12 @@ def main() -> None:
         server.run("stdio")
         return
     required = tuple(args.require_header.split("=", 1)) if args.require_header else None
+    if required is not None:  # a careless server that tells its token in a tool description
+
+        @server.tool(description=f"Says who is signed in (token {required[1]}).")
+        def whoami() -> str:
+            return "codetool"
+
     asyncio.run(_serve_http(required))
     sys.exit(0)
 

@@ -148,6 +148,7 @@ async def test_http_server_headers_stay_on_the_host_and_are_masked_in_answers(ht
     assert echoed.status == 200 and json.loads(echoed.body)["x-api-key"] == "MASKED_MCP_HEADER_0"
     assert API_KEY not in echoed.body
     assert API_KEY not in toolset.model_dump_json() + toolset.docs + toolset.usage_notes
+    assert "Says who is signed in (token MASKED_MCP_HEADER_0)." in toolset.docs
     assert [c.api_name for c in session.calls] == ["shout", "echo_headers"]
 
 

@@ -6,7 +6,10 @@ async with create_provider("stabletoolbench") as provider, ToolGateway() as gate
 """
 
 from tools.api_docs import render_docs
+from tools.function_tools import FunctionTool, FunctionToolsOptions, FunctionToolsProvider, function_tool
 from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
+from tools.host_tools import HOST_TOOLS_URL, HostTool, HostToolServer, ToolArgumentError, ToolReportedError
+from tools.mcp_tools import McpOptions, McpServerSpec, McpToolsProvider
 from tools.openapi import EndpointToolProvider, OpenApiOptions, OpenApiProvider
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
@@ -26,11 +29,20 @@ __all__ = [
     "ApiRetriever",
     "ApiSpec",
     "EndpointToolProvider",
+    "FunctionTool",
+    "FunctionToolsOptions",
+    "FunctionToolsProvider",
     "GatewayConfig",
     "GatewaySession",
+    "HOST_TOOLS_URL",
+    "HostTool",
+    "HostToolServer",
     "LlmSimulator",
     "OpenApiOptions",
     "OpenApiProvider",
+    "McpOptions",
+    "McpServerSpec",
+    "McpToolsProvider",
     "Query",
     "ResponseCache",
     "Route",
@@ -42,8 +54,10 @@ __all__ = [
     "TemplateSimulator",
     "TmdbOptions",
     "TmdbProvider",
+    "ToolArgumentError",
     "ToolGateway",
     "ToolProvider",
+    "ToolReportedError",
     "ToolSet",
     "UrlRefused",
     "VirtualApiServer",
@@ -52,6 +66,7 @@ __all__ = [
     "available_providers",
     "cache_file_parts",
     "create_provider",
+    "function_tool",
     "load_tmdb_spec",
     "load_tools_dir",
     "register_provider",

@@ -12,7 +12,9 @@ from codetool_kernel.registry import Registry
 from codetool_kernel.validation import describe_validation_error
 from tools.toolset import ToolProvider
 
-PROVIDERS: Registry[type[ToolProvider]] = Registry("tool provider", ("tools.stabletoolbench", "tools.tmdb", "tools.openapi"))
+PROVIDERS: Registry[type[ToolProvider]] = Registry(
+    "tool provider", ("tools.stabletoolbench", "tools.tmdb", "tools.openapi", "tools.function_tools", "tools.mcp_tools")
+)
 register_provider = PROVIDERS.register
 M = TypeVar("M", bound=BaseModel)
 

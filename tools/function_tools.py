@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
@@ -147,12 +149,25 @@ def _return_shape(annotation: Any) -> str:
     return schema_type(schema, schema.get("$defs"))
 
 
+def _import_from_here(module_name: str) -> Any:
+    """Import `module_name`, also from the working directory (last on the path: it shadows nothing), as
+    `python -m` would find it; the `codetool` console script does not put the working directory on the path."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        if exc.name != module_name.split(".")[0] or here in sys.path:
+            raise
+        sys.path.append(here)
+        return importlib.import_module(module_name)
+
+
 def load_tool_functions(spec: str) -> list[F]:
     """The tools a module spec names: `package.module` (its `@function_tool` functions) or
     `package.module:attribute` (a function, or a list of functions)."""
     module_name, _, attribute = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_here(module_name)
     except Exception as exc:  # an import runs arbitrary code: any failure is the spec's
         hint = " (is its folder on PYTHONPATH?)" if isinstance(exc, ModuleNotFoundError) else ""
         raise ConfigError(

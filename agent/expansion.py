@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from agent.config import SearchConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
-from agent.llm import LLMClient, Usage
 from agent.parsing import parse_step
+from agent.policy import PolicyModel, Usage
 from agent.prompts import StepTurn, build_messages, step_stop
 from agent.trajectory import (
     STATUS_ERROR,
@@ -45,7 +45,7 @@ class QueryRun:
 class StepExpander:
     """Samples candidates for a node and executes each in the sandbox."""
 
-    def __init__(self, llm: LLMClient, sandbox: Sandbox, search: SearchConfig) -> None:
+    def __init__(self, llm: PolicyModel, sandbox: Sandbox, search: SearchConfig) -> None:
         self.llm = llm
         self.sandbox = sandbox
         self.search = search

@@ -17,6 +17,7 @@ from codetool_kernel.errors import ConfigError, EndpointError
 from codetool_kernel.lifecycle import AsyncLifecycle
 from codetool_kernel.retry import RETRY_STATUSES, Backoff, TransientFault
 
+
 @register_policy_model("openai")
 class LLMClient(AsyncLifecycle):
     """Samples step completions from the policy endpoint (the `openai` policy-model backend).

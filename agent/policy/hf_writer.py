@@ -33,11 +33,18 @@ def load_pretrained(loader: Any, name: str, **options: Any) -> Any:
 
     A download is tried only for a hub name not found locally; `HF_HUB_OFFLINE=1` forbids it.
     """
+    path = Path(name).expanduser()
+    if path.is_absolute() or name.startswith((".", "~")) or path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"policy model folder {name} does not exist")
+        try:
+            return loader.from_pretrained(path, local_files_only=True, **options)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the policy model {name}: {one_line(exc)}") from None
     try:
         return loader.from_pretrained(name, local_files_only=True, **options)
-    except (OSError, ValueError) as exc:
-        if Path(name).exists():
-            raise ConfigError(f"cannot load the policy model {name}: {one_line(exc)}") from None
+    except (OSError, ValueError):
+        pass  # not in the cache: downloaded below, unless downloads are off
     try:
         return loader.from_pretrained(name, **options)
     except (OSError, ValueError) as exc:

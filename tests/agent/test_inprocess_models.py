@@ -250,3 +250,9 @@ async def test_a_registered_policy_backend_is_picked_by_its_prefix(numbers_tools
     )
     assert PluginPolicy.calls == [(3, (STOP,))]
     assert trajectory.model == "plugin-policy-test:mine" and "42" in (trajectory.final_answer or "")
+
+
+async def test_a_missing_model_folder_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^policy model folder .*missing does not exist$"):
+        async with create_policy_model(LLMConfig(model=f"hf:{tmp_path / 'missing'}")):
+            pass

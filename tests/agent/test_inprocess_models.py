@@ -52,6 +52,19 @@ def numbers_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def numbers_queries(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """QUERY as a StableToolBench query file whose API list is the numbers tool (the same docs as `numbers_tools`)."""
+    api = {
+        "category_name": "Math", "tool_name": "Numbers", "api_name": "Trivia", "api_description": "A fact about a number",
+        "method": "GET", "required_parameters": [{"name": "number", "type": "NUMBER", "description": "the number"}],
+        "optional_parameters": [],
+    }  # fmt: skip
+    path = tmp_path_factory.mktemp("queries") / "numbers.json"
+    path.write_text(json.dumps([{"query": QUERY, "query_id": 7, "api_list": [api], "relevant APIs": [["Numbers", "Trivia"]]}]))
+    return path
+
+
+@pytest.fixture(scope="session")
 def step_one_messages(numbers_tools: Path) -> list[dict[str, str]]:
     """The chat the agent sends for step 1 of QUERY with the numbers tools."""
 
@@ -160,6 +173,38 @@ async def test_cli_solve_with_an_in_process_policy_and_prm(
     assert trajectory["stop_reason"] == "finished" and "42" in trajectory["final_answer"]
     assert trajectory["model"] == f"hf:{scripted_lm_dir}"
     assert [node["r_lat"] is not None for node in trajectory["nodes"]] == [True, True]
+
+
+async def test_benchmark_run_with_an_in_process_policy_and_prm(
+    scripted_lm_dir: Path, tiny_lm_dir: Path, numbers_queries: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    code, _, stderr = await run(
+        "agent", "run", "--benchmark", "stabletoolbench", "--data", str(numbers_queries), "--out", str(out),
+        "--model", f"hf:{scripted_lm_dir}", "--rm-model", str(tiny_lm_dir), "--n", "2", "--no-progress",
+        env=no_endpoint_env(),
+    )  # fmt: skip
+    assert code == 0, stderr
+    [written] = (out / "trajectories").iterdir()
+    trajectory = json.loads(written.read_text())
+    assert "42" in trajectory["final_answer"] and all(node["r_lat"] is not None for node in trajectory["nodes"])
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["identity"]["model"] == f"hf:{scripted_lm_dir}" and manifest["endpoints"] == []
+
+
+async def test_tree_collection_with_an_in_process_policy(
+    scripted_lm_dir: Path, numbers_queries: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "trees"
+    code, _, stderr = await run(
+        "agent", "collect", "--queries", str(numbers_queries), "--out", str(out), "--toolset", "stabletoolbench",
+        "--model", f"hf:{scripted_lm_dir}", "--n", "2", "--max-depth", "1", "--no-progress", env=no_endpoint_env(),
+    )  # fmt: skip
+    assert code == 0, stderr
+    [tree_file] = (out / "dfs_data").iterdir()
+    tree = json.loads(tree_file.read_text())
+    assert tree["model"] == f"hf:{scripted_lm_dir}"
+    assert [record["res"].strip() for record in tree["exec_res"].values()] == ["42", "42"]
 
 
 async def test_without_an_endpoint_or_weights_one_line_says_what_to_set(numbers_tools: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -300,4 +301,13 @@ async def test_a_registered_policy_backend_is_picked_by_its_prefix(numbers_tools
 async def test_a_missing_model_folder_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^policy model folder .*missing does not exist$"):
         async with create_policy_model(LLMConfig(model=f"hf:{tmp_path / 'missing'}")):
+            pass
+
+
+async def test_without_transformers_the_hf_backend_names_the_extra(
+    tiny_lm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if the `hf` extra were not installed
+    with pytest.raises(ConfigError, match=r"^the hf policy backend needs transformers: pip install 'codetool\[hf\]'$"):
+        async with create_policy_model(LLMConfig(model=f"hf:{tiny_lm_dir}")):
             pass

@@ -18,8 +18,9 @@ from agent.events import (
     StepSelected,
 )
 from agent.latent import LatentScore, LatentScorer, ScoringContext
-from agent.llm import LLMClient, Usage
+from agent.llm import LLMClient
 from agent.parsing import ParsedStep, parse_step
+from agent.policy import PolicyModel, Samples, Usage, create_policy_model, policy_backends, register_policy_model
 from agent.selection import Selector, create_selector, register_selector, selection_modes
 from agent.trajectory import StepNode, Trajectory
 
@@ -36,10 +37,12 @@ __all__ = [
     "LatentScore",
     "LatentScorer",
     "ParsedStep",
+    "PolicyModel",
     "QueryFailed",
     "QueryFinished",
     "QueryStarted",
     "RewardModelConfig",
+    "Samples",
     "SandboxConfig",
     "ScoringContext",
     "SearchConfig",
@@ -48,9 +51,12 @@ __all__ = [
     "StepSelected",
     "Trajectory",
     "Usage",
+    "create_policy_model",
     "create_selector",
     "load_config",
     "parse_step",
+    "policy_backends",
+    "register_policy_model",
     "register_selector",
     "selection_modes",
 ]

@@ -12,8 +12,8 @@ from agent.config import AgentConfig
 from agent.events import Event, QueryFinished, QueryStarted
 from agent.expansion import EventSink
 from agent.latent import LatentScorer
-from agent.llm import LLMClient
 from agent.parsing import parse_step
+from agent.policy import PolicyModel
 from agent.runtime import Runtime, open_runtime
 from agent.search import StepJudge, beam_search, greedy_search
 from agent.selection import create_selector, selector_class
@@ -50,7 +50,7 @@ class CodeToolAgent(AsyncLifecycle):
         *,
         sandbox: Sandbox | None = None,
         gateway: ToolGateway | None = None,
-        llm: LLMClient | None = None,
+        llm: PolicyModel | None = None,
         scorer: LatentScorer | None = None,
         run_id: str | None = None,
         attempt: int | None = None,
@@ -71,17 +71,18 @@ class CodeToolAgent(AsyncLifecycle):
             runtime = await open_runtime(stack, self.config, run_id=self.run_id, attempt=self.attempt, **self._given)
             scorer = self._given_scorer
             if scorer is None and self._wants_prm():
-                from agent.prm import PrmScorer
+                from agent.prm import create_latent_scorer
 
-                scorer = await stack.enter_async_context(PrmScorer(self.config.rm))
+                scorer = await stack.enter_async_context(create_latent_scorer(self.config.rm))
             self._runtime, self._scorer = runtime, scorer
             self._stack = stack.pop_all()
 
     def _wants_prm(self) -> bool:
         mode = selector_class(self.config.search.mode)
-        if mode.requires_latent and not self.config.rm.url:
-            raise ConfigError(f"mode {mode.name} ranks steps by the PRM alone: set --rm-url")
-        return mode.uses_latent and self.config.rm.url is not None
+        configured = bool(self.config.rm.url or self.config.rm.model)
+        if mode.requires_latent and not configured:
+            raise ConfigError(f"mode {mode.name} ranks steps by the PRM alone: set --rm-url or --rm-model")
+        return mode.uses_latent and configured
 
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None

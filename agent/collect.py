@@ -21,7 +21,7 @@ import structlog
 from agent.config import AgentConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.expansion import QueryRun
-from agent.llm import LLMClient
+from agent.policy import PolicyModel, policy_model_name
 from agent.runtime import Runtime, open_runtime
 from agent.trajectory import StepNode, program_so_far
 from codetool_kernel.aio import gather_all
@@ -89,7 +89,7 @@ class TreeCollector(AsyncLifecycle):
         config: AgentConfig | None = None,
         *,
         concurrency: int = 4,
-        llm: LLMClient | None = None,
+        llm: PolicyModel | None = None,
         sandbox: Sandbox | None = None,
         gateway: ToolGateway | None = None,
         on_progress: ProgressCallback | None = None,
@@ -255,7 +255,7 @@ def _tree_record(run: QueryRun, config: AgentConfig, duration_s: float) -> Colle
         exec_res=exec_res,
         toolset=run.toolset.name,
         api_docs=run.toolset.docs,
-        model=config.llm.model,
+        model=policy_model_name(config.llm),
         n=config.search.n,
         max_depth=config.search.max_depth,
         usage=run.usage.as_dict(),

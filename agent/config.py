@@ -19,15 +19,21 @@ from codetool_kernel.protocol import SandboxLimits
 from codetool_kernel.validation import FrozenModel, describe_validation_error
 from tools.gateway import GatewayConfig
 
-DEFAULT_BASE_URL = "http://localhost:8000/v1"
+DEFAULT_ENDPOINT_MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
+"""The policy asked of an endpoint when no model is named (the paper's)."""
+DEFAULT_LOCAL_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+"""The policy run in this process (`hf:`) when neither an endpoint nor a model is named."""
 
 
 class LLMConfig(FrozenModel):
     """The policy model's endpoint and sampling parameters (paper defaults)."""
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str | None = None
+    """OpenAI-compatible endpoint; None: not configured (the policy then runs in this process)."""
     api_key: str = Field("EMPTY", repr=False)
-    model: str = "Qwen/Qwen2.5-Coder-7B-Instruct"
+    model: str | None = None
+    """`NAME` (the endpoint's model, or in-process when no endpoint is set), `hf:NAME_OR_PATH`,
+    `vllm:NAME` or `openai:NAME`; None: `DEFAULT_ENDPOINT_MODEL` with an endpoint, else `DEFAULT_LOCAL_MODEL`."""
     temperature: float = Field(0.9, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)
     max_tokens: int = Field(2048, gt=0)
@@ -42,6 +48,8 @@ class LLMConfig(FrozenModel):
     """Extra calls allowed when a server returns fewer than `n` choices."""
     extra_body: Mapping[str, Any] = Field(default_factory=dict)
     """Passed through to the endpoint (e.g. vLLM's `top_k` or `repetition_penalty`)."""
+    seed: int = 0
+    """Seed of in-process sampling (`hf:`, `vllm:` models)."""
 
 
 class SearchConfig(FrozenModel):
@@ -72,9 +80,15 @@ PrmProtocol = Literal["auto", "score", "generate"]
 
 
 class RewardModelConfig(FrozenModel):
-    """Where the process reward model is served, and what to do when it is not."""
+    """Where the process reward model is served (or which one runs in this process), and what to do when it is not."""
 
     url: str | None = None
+    model: str | None = None
+    """A PRM run in this process (local path or hub name) instead of a server at `url`."""
+    backend: str = "hf"
+    """The `rm.scorers` backend that runs `model` (`hf`, `vllm`)."""
+    scorer_options: Mapping[str, Any] = Field(default_factory=dict)
+    """Further `rm.ScorerConfig` settings for `model` (e.g. `device: cuda`)."""
     protocol: PrmProtocol = "auto"
     """`score` (ours: `POST /score`, a step's candidates in one request), `generate` (the reference
     release's: `POST /generate`, one candidate per request), or `auto`: `/score`, and `/generate` for

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from agent.config import SearchConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
-from agent.llm import LLMClient, Usage
 from agent.parsing import parse_step
+from agent.policy import PolicyModel, Usage
 from agent.prompts import StepTurn, build_messages, step_stop
 from agent.trajectory import SamplingRecord, StepNode, Trajectory, replay_code
 from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE, child_path
@@ -37,7 +37,7 @@ class QueryRun:
 class StepExpander:
     """Samples candidates for a node and executes each in the sandbox."""
 
-    def __init__(self, llm: LLMClient, sandbox: Sandbox, search: SearchConfig) -> None:
+    def __init__(self, llm: PolicyModel, sandbox: Sandbox, search: SearchConfig) -> None:
         self.llm = llm
         self.sandbox = sandbox
         self.search = search

@@ -6,59 +6,22 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import openai
 from openai.types.chat import ChatCompletion
 
-from agent.config import LLMConfig
+from agent.config import DEFAULT_ENDPOINT_MODEL, LLMConfig
+from agent.policy.base import Message, Samples, Usage, register_policy_model
 from codetool_kernel.completions import malformed_completion
-from codetool_kernel.errors import EndpointError
+from codetool_kernel.errors import ConfigError, EndpointError
 from codetool_kernel.lifecycle import AsyncLifecycle
 from codetool_kernel.retry import RETRY_STATUSES, Backoff, TransientFault
 from codetool_kernel.text import one_line
 
-Message = dict[str, str]
 
-
-@dataclass
-class Usage:
-    """Token usage and request count, summed over calls."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    requests: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, other: Usage) -> None:
-        self.prompt_tokens += other.prompt_tokens
-        self.completion_tokens += other.completion_tokens
-        self.requests += other.requests
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "requests": self.requests,
-        }
-
-
-@dataclass
-class Samples:
-    """The completions of one sampling round."""
-
-    texts: list[str]
-    finish_reasons: list[str | None]
-    usage: Usage = field(default_factory=Usage)
-    latency_s: float = 0.0
-
-
+@register_policy_model("openai")
 class LLMClient(AsyncLifecycle):
-    """Samples step completions from the policy endpoint.
+    """Samples step completions from the policy endpoint (the `openai` policy-model backend).
 
     Retries with exponential backoff (`codetool_kernel.retry`) on 429, 5xx, timeouts, connection errors
     and malformed answers (not JSON, no `choices`, a choice without a message, negative token
@@ -67,6 +30,10 @@ class LLMClient(AsyncLifecycle):
     """
 
     def __init__(self, config: LLMConfig) -> None:
+        if not config.base_url:
+            raise ConfigError(f"model {config.model!r} needs an endpoint: set --base-url or OPENAI_BASE_URL")
+        if config.model is None:
+            config = config.model_copy(update={"model": DEFAULT_ENDPOINT_MODEL})
         self.config = config
         self._client = openai.AsyncOpenAI(
             base_url=config.base_url,

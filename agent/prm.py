@@ -1,4 +1,4 @@
-"""The agent's PRM scorer: builds the judging prompts and asks a PRM server in the contract it speaks.
+"""The agent's PRM scorers: the judging prompts, and a PRM server asked in the contract it speaks.
 
 Two contracts: ours (`POST /score`, every candidate of a step in one request, served by
 `python -m rm serve`) and the reference release's (`POST /generate`, one candidate per request,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import structlog
 
 from agent.config import RewardModelConfig
-from agent.latent import LatentScore, ScoringContext
+from agent.latent import LatentScore, LatentScorer, ScoringContext
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.lifecycle import AsyncLifecycle
 from rm import PriorStep, RewardModelClient, build_prm_messages
@@ -20,6 +20,36 @@ from rm.generate_client import GenerateClient
 from rm.scores import Conversation, ScoreResult
 
 log = structlog.get_logger(__name__)
+
+
+def prm_conversations(context: ScoringContext, output_chars: int) -> list[Conversation]:
+    """The PRM's judging prompt for each candidate of `context` (the same for every way of reaching a PRM)."""
+    previous = [PriorStep(node.content, node.output) for node in context.previous]
+    return [
+        build_prm_messages(
+            api_docs=context.api_docs,
+            query=context.query,
+            previous=previous,
+            candidate=node.content,
+            output_chars=output_chars,
+        )
+        for node in context.candidates
+    ]
+
+
+def latent_scores(results: list[ScoreResult]) -> list[LatentScore]:
+    return [LatentScore(result.score, result.logits) for result in results]
+
+
+def create_latent_scorer(config: RewardModelConfig) -> LatentScorer:
+    """The scorer `config` names, not started: a PRM server at `rm.url`, or `rm.model` run in this process."""
+    if config.url and config.model:
+        raise ConfigError("set either --rm-url (a PRM server) or --rm-model (a PRM in this process), not both")
+    if config.model:
+        from agent.prm_inprocess import InProcessPrmScorer
+
+        return InProcessPrmScorer(config)
+    return PrmScorer(config)
 
 
 class PrmScorer(AsyncLifecycle):
@@ -47,19 +77,8 @@ class PrmScorer(AsyncLifecycle):
         await self._single.aclose()
 
     async def score(self, context: ScoringContext) -> list[LatentScore]:
-        previous = [PriorStep(node.content, node.output) for node in context.previous]
-        conversations = [
-            build_prm_messages(
-                api_docs=context.api_docs,
-                query=context.query,
-                previous=previous,
-                candidate=node.content,
-                output_chars=self.config.output_chars,
-            )
-            for node in context.candidates
-        ]
-        results = await self._ask(conversations)
-        return [LatentScore(result.score, result.logits) for result in results]
+        results = await self._ask(prm_conversations(context, self.config.output_chars))
+        return latent_scores(results)
 
     async def _ask(self, conversations: list[Conversation]) -> list[ScoreResult]:
         if self.protocol == "generate":

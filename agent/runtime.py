@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from agent.config import AgentConfig
 from agent.expansion import EventSink, QueryRun, StepExpander
-from agent.llm import LLMClient
+from agent.policy import PolicyModel, open_policy_model, policy_model_name
 from agent.prompts import build_instruction
 from agent.trajectory import Trajectory
 from sandbox.base import Sandbox, create_sandbox
@@ -17,11 +17,11 @@ from tools.toolset import Query, ToolSet
 
 @dataclass(frozen=True)
 class Runtime:
-    """The policy LLM, the sandbox and the tool gateway of an agent (or a tree collector)."""
+    """The policy model, the sandbox and the tool gateway of an agent (or a tree collector)."""
 
     config: AgentConfig
     run_id: str
-    llm: LLMClient
+    llm: PolicyModel
     sandbox: Sandbox
     gateway: ToolGateway
 
@@ -42,7 +42,7 @@ class Runtime:
                 query=query.text,
                 instruction=instruction,
                 toolset=toolset.name,
-                model=self.config.llm.model,
+                model=policy_model_name(self.config.llm),
                 mode=mode,
             ),
             emit=emit,
@@ -60,7 +60,7 @@ async def open_runtime(
     config: AgentConfig,
     *,
     run_id: str,
-    llm: LLMClient | None = None,
+    llm: PolicyModel | None = None,
     sandbox: Sandbox | None = None,
     gateway: ToolGateway | None = None,
     attempt: int | None = None,
@@ -83,5 +83,5 @@ async def open_runtime(
     if gateway is None:
         gateway = await stack.enter_async_context(ToolGateway(config.gateway))
     if llm is None:
-        llm = await stack.enter_async_context(LLMClient(config.llm))
+        llm = await open_policy_model(stack, config.llm)
     return Runtime(config, run_id, llm, sandbox, gateway)

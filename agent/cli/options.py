@@ -11,8 +11,14 @@ from agent.config import AgentConfig, load_config
 from codetool_kernel.paths import check_input
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Policy model name (env CODETOOL_MODEL).")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (env OPENAI_BASE_URL); without one the policy runs in this process.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m",
+        help="Policy model (env CODETOOL_MODEL): NAME at the endpoint, or in this process hf:NAME_OR_PATH / vllm:NAME.",
+    ),
+]  # fmt: skip
 NOpt = Annotated[int | None, typer.Option("--n", help="Candidates sampled per step (paper: 2).")]
 DepthOpt = Annotated[int | None, typer.Option("--max-depth", help="Most steps per query (paper: 5).")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="Selection policy: codetool, no-latent, no-spot, beam.")]
@@ -21,6 +27,9 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the selecti
 SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: restricted, process, docker.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
 RmUrlOpt = Annotated[str | None, typer.Option("--rm-url", help="Process reward model server (python -m rm serve).")]
+RmModelOpt = Annotated[
+    str | None, typer.Option("--rm-model", help="PRM run in this process (local path or hub name), instead of --rm-url.")
+]
 RmProtocolOpt = Annotated[
     str | None, typer.Option("--rm-protocol", help="PRM contract: score (ours), generate (the reference's), auto.")
 ]
@@ -91,6 +100,7 @@ def build_config(
     openapi: list[str] | None = None,
     mcp: list[str] | None = None,
     function_tools: list[str] | None = None,
+    rm_model: str | None = None,
 ) -> AgentConfig:
     """Apply the flags that were given on top of file, environment and defaults (every problem in one error)."""
     if config_file is not None:
@@ -121,6 +131,7 @@ def build_config(
     put("tools", "openapi", openapi or None)
     put("tools", "mcp", mcp or None)
     put("tools", "functions", function_tools or None)
+    put("rm", "model", rm_model)
     if timeout is not None:
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
     if sandbox_pool is not None:

@@ -29,6 +29,7 @@ from agent.cli.options import (
     PrmConcurrencyOpt,
     PrmRetriesOpt,
     PrmTimeoutOpt,
+    RmModelOpt,
     RmProtocolOpt,
     RmUrlOpt,
     SandboxOpt,
@@ -120,6 +121,7 @@ def run_command(
     sandbox: SandboxOpt = None,
     timeout: TimeoutOpt = None,
     rm_url: RmUrlOpt = None,
+    rm_model: RmModelOpt = None,
     rm_protocol: RmProtocolOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
@@ -151,7 +153,7 @@ def run_command(
     try:
         agent_config = build_config(
             config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-            seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, llm_timeout=llm_timeout,
+            seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, rm_model=rm_model, llm_timeout=llm_timeout,
             llm_retries=llm_retries, llm_concurrency=llm_concurrency, prm_timeout=prm_timeout,
             prm_retries=prm_retries, prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency,
             sandbox_pool=sandbox_pool, openapi=openapi, mcp=mcp, function_tools=function_tools,

@@ -27,6 +27,7 @@ from agent.cli.options import (
     PrmConcurrencyOpt,
     PrmRetriesOpt,
     PrmTimeoutOpt,
+    RmModelOpt,
     RmProtocolOpt,
     RmUrlOpt,
     SandboxOpt,
@@ -72,6 +73,7 @@ def solve_command(
     sandbox: SandboxOpt = None,
     timeout: TimeoutOpt = None,
     rm_url: RmUrlOpt = None,
+    rm_model: RmModelOpt = None,
     rm_protocol: RmProtocolOpt = None,
     spec: SpecOpt = None,
     cache: CacheOpt = None,
@@ -105,7 +107,7 @@ def solve_command(
         check_input(query_file, "--query-file")
     agent_config = build_config(
         config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
-        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, llm_timeout=llm_timeout, llm_retries=llm_retries,
+        seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, rm_model=rm_model, llm_timeout=llm_timeout, llm_retries=llm_retries,
         llm_concurrency=llm_concurrency, prm_timeout=prm_timeout, prm_retries=prm_retries,
         prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency, sandbox_pool=sandbox_pool,
         openapi=openapi, mcp=mcp, function_tools=function_tools,

@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from agent.config import AgentConfig
+from agent.policy import policy_model_name
 from agent.runner.engine import ShardOutcome, run_shard
 from agent.runner.layout import RunLayout
 from agent.runner.limits import follow_concurrency, limits_line
@@ -162,7 +163,7 @@ def _run_session(plan: RunPlan, console: Console) -> RunResult:
         plan.stats,
         console,
         live=settings.progress and console.is_terminal,
-        cost_of=lambda usage: settings.cost(plan.config.llm.model, usage),
+        cost_of=lambda usage: settings.cost(policy_model_name(plan.config.llm, settings.endpoints), usage),
     )
     status, shards, interrupted = "failed", [], False
     try:
@@ -187,7 +188,7 @@ def _run_session(plan: RunPlan, console: Console) -> RunResult:
         summary = plan.stats.summary()
         summary["pending"] = max(0, summary["queries"] - summary["finished"] - summary["failed"])
         summary["cancelled"] = sum(len(shard.cancelled) for shard in shards)
-        summary["cost"] = settings.cost(plan.config.llm.model, summary["usage"])
+        summary["cost"] = settings.cost(policy_model_name(plan.config.llm, settings.endpoints), summary["usage"])
         summary["shards"] = [shard.worker for shard in shards]
         plan.layout.write_manifest(close_session(plan.manifest, status, summary))
     if interrupted:

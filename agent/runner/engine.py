@@ -24,7 +24,7 @@ import structlog
 
 from agent.agent import CodeToolAgent, QueryFailed
 from agent.config import AgentConfig
-from agent.runner.balancing import BalancedLLMClient
+from agent.policy import open_policy_model
 from agent.runner.layout import RunLayout
 from agent.runner.queries import select_queries
 from agent.runner.settings import RunSettings
@@ -91,9 +91,7 @@ async def run_shard(
         provider = await stack.enter_async_context(open_provider(replace(settings.toolset, sources=config.tools)))
         shard = settings.model_copy(update={"query_ids": tuple(query_ids), "limit": None})
         queries = await asyncio.to_thread(select_queries, shard, provider)
-        llm = None
-        if settings.endpoints:
-            llm = await stack.enter_async_context(BalancedLLMClient(config.llm, settings.endpoints))
+        llm = await open_policy_model(stack, config.llm, endpoints=settings.endpoints)
         agent = await stack.enter_async_context(CodeToolAgent(config, llm=llm, run_id=run_id, attempt=attempt))
         outcome = await _Shard(settings, sink or RunLayout(settings.out), agent, provider, observer).run(queries)
     return outcome

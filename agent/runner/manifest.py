@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.config import AgentConfig, config_summary
+from agent.policy import choose_policy, policy_model_name
 from agent.runner.queries import group_of
 from agent.runner.settings import RunSettings
 from codetool_kernel.errors import ConfigError
@@ -42,7 +43,7 @@ def identity(settings: RunSettings, config: AgentConfig) -> dict[str, Any]:
         "benchmark": settings.benchmark,
         "data": str(settings.data.resolve()),
         "filtered": settings.filtered,
-        "model": config.llm.model,
+        "model": policy_model_name(config.llm, settings.endpoints),
         "search": config.search.model_dump(mode="json"),
     }
 
@@ -76,7 +77,7 @@ def open_manifest(
             "groups": sorted({entry["group"] for entry in entries}),
             "config": config_summary(config),
             "settings": settings.model_dump(mode="json"),
-            "endpoints": list(settings.endpoints) or [config.llm.base_url],
+            "endpoints": _endpoints(settings, config),
             "seeds": {"search": config.search.seed},
             "versions": versions(),
             "queries": entries,
@@ -92,11 +93,18 @@ def open_manifest(
         "groups": sorted({entry["group"] for entry in merged}),
         "config": config_summary(config),
         "settings": settings.model_dump(mode="json"),
-        "endpoints": list(settings.endpoints) or [config.llm.base_url],
+        "endpoints": _endpoints(settings, config),
         "versions": versions(),
         "queries": merged,
         "sessions": [*map(_ended, existing.get("sessions", [])), session],
     }
+
+
+def _endpoints(settings: RunSettings, config: AgentConfig) -> list[str]:
+    """The policy endpoints of the run (none for a model run in this process)."""
+    if choose_policy(config.llm, settings.endpoints).backend != "openai":
+        return []
+    return list(settings.endpoints) or [config.llm.base_url or ""]
 
 
 def _ended(session: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from codetool.errors import (
 from rm import Scorer, register_scorer
 from sandbox import Sandbox, create_sandbox
 from sandbox import register_backend as register_sandbox
-from tools import Query, ToolProvider, ToolSet, create_provider, register_provider
+from tools import Query, ToolProvider, ToolSet, create_provider, function_tool, register_provider
 
 __version__ = "0.1.0"
 
@@ -76,6 +76,7 @@ __all__ = [
     "build_config",
     "create_provider",
     "create_sandbox",
+    "function_tool",
     "load_config",
     "register_policy_model",
     "register_provider",

@@ -105,10 +105,12 @@ class RewardModelConfig(FrozenModel):
 class ToolSourcesConfig(FrozenModel):
     """Tool sources offered to every query besides (or instead of) a benchmark tool set."""
 
-    openapi: tuple[str, ...] = ()
-    """OpenAPI 3 specs (file paths or http(s) URLs, JSON or YAML)."""
-    mcp: tuple[str, ...] = ()
-    """MCP servers: a stdio command line (`python my_server.py`) or a streamable-HTTP URL."""
+    openapi: tuple[str | Mapping[str, Any], ...] = ()
+    """OpenAPI 3 specs: a file path or http(s) URL (JSON or YAML), or the `openapi` provider's options
+    (`{spec: ..., top_k: 10, server_url: ...}`; secrets better come from `CODETOOL_SECRET_<SCHEME>`)."""
+    mcp: tuple[str | Mapping[str, Any], ...] = ()
+    """MCP servers: a stdio command line (`python my_server.py`), a streamable-HTTP URL, or a server
+    spec (`{command: ..., args: [...], env: {...}}`, `{url: ..., headers: {...}}`)."""
     functions: tuple[str, ...] = ()
     """Python tool functions: `package.module` or `package.module:attribute` (see `tools.function_tool`)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,9 @@ def check_toolset_paths(choice: ToolsetChoice) -> ToolsetChoice:
     for option, path in (("--spec", choice.spec), ("--cache", choice.cache), ("--tools-dir", choice.tools_dir)):
         if path is not None:
             check_input(path, option)
-    for spec in choice.sources.openapi:
-        if not spec.startswith(("http://", "https://")):
+    for source in choice.sources.openapi:
+        spec = str(source.get("spec", "")) if isinstance(source, Mapping) else source
+        if spec and not spec.startswith(("http://", "https://")):
             check_input(Path(spec), "--openapi", kind="file")
     if choice.name is None and not choice.sources.any:
         raise ConfigError("no tool source: give --toolset, --openapi, --mcp or --tools")
@@ -55,7 +57,10 @@ def open_provider(choice: ToolsetChoice) -> ToolProvider:
 
 def source_providers(sources: ToolSourcesConfig) -> list[ToolProvider]:
     """A provider (not started) per OpenAPI spec and per functions module, and one for all MCP servers."""
-    providers = [create_provider("openapi", spec=spec) for spec in sources.openapi]
+    providers = [
+        create_provider("openapi", **(dict(source) if isinstance(source, Mapping) else {"spec": source}))
+        for source in sources.openapi
+    ]
     if sources.mcp:
         providers.append(create_provider("mcp", servers=list(sources.mcp)))
     providers += [create_provider("functions", module=module) for module in sources.functions]

@@ -13,7 +13,8 @@ from agent.toolsets import combine, source_providers
 from tools import Query, ToolProvider, create_provider
 
 ConfigSource = AgentConfig | str | os.PathLike[str] | None
-Sources = str | Sequence[str] | None
+Source = str | Mapping[str, Any]
+Sources = Source | Sequence[Source] | None
 
 
 def build_config(config: ConfigSource = None, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
@@ -38,7 +39,7 @@ async def solve_async(
     """Solve `query` with the tools given; the `Trajectory`.
 
     Tools: `tools` is a registered provider's name (options: `tool_options`) or a `ToolProvider`;
-    `openapi` OpenAPI 3 specs (paths or URLs), `mcp` MCP servers (stdio command lines or URLs),
+    `openapi` OpenAPI 3 specs (paths, URLs or option dicts), `mcp` MCP servers (command lines, URLs or server dicts),
     `functions` Python functions (or `module[:attribute]` names) offered besides it, and the config's
     `tools` section adds its own. With none of these, the TMDB tool set. `config` is an `AgentConfig`, a YAML path, or None (environment and defaults); `overrides` are nested
     like the YAML file, e.g. `{"llm": {"model": "..."}, "search": {"n": 2}}`. `scorer` scores candidates
@@ -105,5 +106,5 @@ def tool_provider(
     return combine(providers)
 
 
-def _listed(value: Sources) -> list[str]:
-    return [value] if isinstance(value, str) else list(value or ())
+def _listed(value: Sources) -> list[Source]:
+    return [value] if isinstance(value, (str, Mapping)) else list(value or ())

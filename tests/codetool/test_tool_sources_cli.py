@@ -93,3 +93,47 @@ async def test_one_query_uses_an_openapi_spec_an_mcp_server_and_python_functions
     assert calls == [("listNotes", 200), ("get_forecast", 200), ("packing_list", 200)]
     assert notes_api.received[0]["headers"]["X-API-Key"] == API_KEY
     assert API_KEY not in stdout.decode() and TOKEN not in out.read_text(encoding="utf-8")
+
+
+def tmdb_and_mcp_policy(body: dict[str, Any]) -> list[str]:
+    docs = system_text(body)
+    assert "## Tool source: tmdb" in docs and "## Tool source: mcp" in docs
+    if step_of(body) == 1:
+        code = (
+            "import requests\n"
+            "people = requests.get('https://api.themoviedb.org/3/search/person', headers=headers,"
+            " params={'query': 'Sofia Coppola'}).json()['results']\n"
+            "sky = requests.post('http://tools.codetool/mcp/127.0.0.1-' + PORT + '/get_forecast',"
+            " json={'city': 'Tokyo'}).json()['days'][0]['sky']\n"
+            "print(len(people) > 0, sky)"
+        )
+        port = docs.split("http://tools.codetool/mcp/127.0.0.1-", 1)[1].split("/", 1)[0]
+        return [step(1, "Ask both sources", f"PORT = {port!r}\n" + code)] * body.get("n", 1)
+    return [step(2, "Answer", "print(f'Found her; the sky over Tokyo is {sky}.')", finished=True)] * body.get("n", 1)
+
+
+async def test_a_benchmark_tool_set_and_an_http_mcp_server_from_python_m_agent(tmp_path: Path) -> None:
+    server = await asyncio.create_subprocess_exec(sys.executable, str(MCP_SERVER), "--http", stdout=asyncio.subprocess.PIPE)
+    try:
+        line = await asyncio.wait_for(server.stdout.readline(), 60)  # type: ignore[union-attr]
+        assert line.startswith(b"PORT "), line
+        url = f"http://127.0.0.1:{int(line.split()[1])}/mcp"
+        out = tmp_path / "trajectory.json"
+        async with OpenAIStub(tmdb_and_mcp_policy) as stub:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "agent", "solve", "Is Sofia Coppola known, and how is the sky in Tokyo?",
+                "--toolset", "tmdb", "--mcp", url, "--base-url", stub.base_url, "--model", "stub-model",
+                "--n", "1", "--sandbox", "restricted", "--out", str(out),
+                cwd=REPO, env={**os.environ, "OPENAI_API_KEY": "test"},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            _, stderr = await asyncio.wait_for(process.communicate(), 240)
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 30)
+    assert process.returncode == 0, stderr.decode()
+    trajectory = json.loads(out.read_text(encoding="utf-8"))
+    assert trajectory["toolset"] == "tmdb+mcp"
+    assert trajectory["final_answer"].startswith("Found her; the sky over Tokyo is sunny.")
+    calls = [(call["api_name"], call["status"]) for call in trajectory["nodes"][0]["api_calls"]]
+    assert calls == [("GET_search_person", 200), ("get_forecast", 200)]

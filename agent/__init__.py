@@ -20,6 +20,7 @@ from agent.events import (
 from agent.latent import LatentScore, LatentScorer, ScoringContext
 from agent.llm import LLMClient, Usage
 from agent.parsing import ParsedStep, parse_step
+from agent.search import SearchStrategy, StepJudge, create_search_strategy, register_search_strategy, search_strategies
 from agent.selection import Selector, create_selector, register_selector, selection_modes
 from agent.trajectory import StepNode, Trajectory
 
@@ -43,14 +44,19 @@ __all__ = [
     "SandboxConfig",
     "ScoringContext",
     "SearchConfig",
+    "SearchStrategy",
     "Selector",
+    "StepJudge",
     "StepNode",
     "StepSelected",
     "Trajectory",
     "Usage",
+    "create_search_strategy",
     "create_selector",
     "load_config",
     "parse_step",
+    "register_search_strategy",
     "register_selector",
+    "search_strategies",
     "selection_modes",
 ]

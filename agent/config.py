@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.protocol import SandboxLimits
@@ -47,19 +47,54 @@ class LLMConfig(_Frozen):
     """Passed through to the endpoint (e.g. vLLM's `top_k` or `repetition_penalty`)."""
 
 
+LEGACY_BEAM_MODE = "beam"
+"""`search.mode: beam` from before strategies and rules were apart: the beam strategy with the codetool rule."""
+
+
 class SearchConfig(_Frozen):
     """How steps are sampled, judged and chosen."""
 
     n: int = Field(2, gt=0)
     max_depth: int = Field(5, gt=0)
+    strategy: str = "greedy"
+    """Search strategy (`agent.search.register_search_strategy`): `greedy`, `beam` (keeps `beam_width` paths),
+    `tree` (expands every node)."""
     mode: str = "codetool"
-    """Selection policy: `codetool` (r_spot + r_lat), `no-latent`, `no-spot`, `beam`."""
+    """Selection rule (`agent.selection.register_selector`): `codetool` (r_spot + r_lat), `no-latent`, `no-spot`.
+    `beam` is still read, as strategy `beam` with rule `codetool` (deprecated)."""
     beam_width: int = Field(2, gt=0)
     seed: int = 0
     feedback_chars: int = Field(500, gt=0)
     """Characters of a chosen step's output fed back to the policy."""
     failure_markers: tuple[str, ...] = ("Function executing from",)
     """Output substrings (case-insensitive) that mean a tool call failed: r_spot = 0."""
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> SearchConfig:
+        if self.mode == LEGACY_BEAM_MODE and self.strategy not in ("greedy", LEGACY_BEAM_MODE):
+            raise ValueError(f"mode beam means strategy beam, not {self.strategy}; give the rule as mode (e.g. codetool)")
+        return self
+
+    @property
+    def search_strategy(self) -> str:
+        """The strategy in effect (`beam` for the deprecated mode `beam`)."""
+        return LEGACY_BEAM_MODE if self.mode == LEGACY_BEAM_MODE else self.strategy
+
+    @property
+    def selection_rule(self) -> str:
+        """The selection rule in effect (`codetool` for the deprecated mode `beam`)."""
+        return "codetool" if self.mode == LEGACY_BEAM_MODE else self.mode
+
+    @property
+    def label(self) -> str:
+        """How trajectories and run records name this search: the rule for greedy search, `beam` for beam
+        search with the codetool rule (as before the two were apart), otherwise `strategy:rule`."""
+        strategy, rule = self.search_strategy, self.selection_rule
+        if strategy == "greedy":
+            return rule
+        if strategy == LEGACY_BEAM_MODE and rule == "codetool":
+            return LEGACY_BEAM_MODE
+        return f"{strategy}:{rule}"
 
 
 class SandboxConfig(_Frozen):

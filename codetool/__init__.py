@@ -18,9 +18,11 @@ from agent import (
     LatentScore,
     LatentScorer,
     ScoringContext,
+    SearchStrategy,
     Selector,
     Trajectory,
     load_config,
+    register_search_strategy,
     register_selector,
 )
 from agent.runner import RunResult, RunSettings
@@ -62,6 +64,7 @@ __all__ = [
     "SandboxError",
     "ScoringContext",
     "Scorer",
+    "SearchStrategy",
     "Selector",
     "ToolGatewayError",
     "ToolProvider",
@@ -74,6 +77,7 @@ __all__ = [
     "load_config",
     "register_provider",
     "register_scorer",
+    "register_search_strategy",
     "register_sandbox",
     "register_selector",
     "run",

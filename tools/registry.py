@@ -12,7 +12,7 @@ from codetool_kernel.registry import Registry
 from codetool_kernel.validation import describe_validation_error
 from tools.toolset import ToolProvider
 
-PROVIDERS: Registry[type[ToolProvider]] = Registry("tool provider", ("tools.stabletoolbench", "tools.tmdb"))
+PROVIDERS: Registry[type[ToolProvider]] = Registry("tool provider", ("tools.stabletoolbench", "tools.tmdb"), group="codetool.tool_providers")
 register_provider = PROVIDERS.register
 M = TypeVar("M", bound=BaseModel)
 

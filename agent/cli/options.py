@@ -15,8 +15,14 @@ BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compa
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Policy model name (env CODETOOL_MODEL).")]
 NOpt = Annotated[int | None, typer.Option("--n", help="Candidates sampled per step (paper: 2).")]
 DepthOpt = Annotated[int | None, typer.Option("--max-depth", help="Most steps per query (paper: 5).")]
-ModeOpt = Annotated[str | None, typer.Option("--mode", help="Selection policy: codetool, no-latent, no-spot, beam.")]
-BeamOpt = Annotated[int | None, typer.Option("--beam-width", help="Partial trajectories kept by --mode beam.")]
+StrategyOpt = Annotated[
+    str | None, typer.Option("--strategy", help="Search strategy: greedy (default), beam, tree, or a plug-in's.")
+]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option("--mode", help="Selection rule: codetool, no-latent, no-spot, or a plug-in's (beam: deprecated, --strategy beam)."),
+]
+BeamOpt = Annotated[int | None, typer.Option("--beam-width", help="Partial trajectories kept by --strategy beam.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the selection policy's randomness.")]
 SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: restricted, process, docker.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
@@ -73,6 +79,7 @@ def build_config(
     model: str | None = None,
     n: int | None = None,
     max_depth: int | None = None,
+    strategy: str | None = None,
     mode: str | None = None,
     beam_width: int | None = None,
     seed: int | None = None,
@@ -105,6 +112,7 @@ def build_config(
     put("llm", "model", model)
     put("search", "n", n)
     put("search", "max_depth", max_depth)
+    put("search", "strategy", strategy)
     put("search", "mode", mode)
     put("search", "beam_width", beam_width)
     put("search", "seed", seed)

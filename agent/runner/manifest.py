@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.config import AgentConfig, config_summary
+from agent.config import LEGACY_BEAM_MODE, AgentConfig, SearchConfig, config_summary
 from agent.runner.queries import group_of
 from agent.runner.settings import RunSettings
 from codetool_kernel.errors import ConfigError
@@ -43,8 +43,21 @@ def identity(settings: RunSettings, config: AgentConfig) -> dict[str, Any]:
         "data": str(settings.data.resolve()),
         "filtered": settings.filtered,
         "model": config.llm.model,
-        "search": config.search.model_dump(mode="json"),
+        "search": search_identity(config.search),
     }
+
+
+def search_identity(search: SearchConfig) -> dict[str, Any]:
+    """The search settings in the form runs recorded before strategies and rules were apart.
+
+    Greedy search records no strategy and beam search with the codetool rule records mode `beam`,
+    so that run directories from then resume, and one search is always recorded one way.
+    """
+    data = search.model_dump(mode="json", exclude={"strategy"})
+    data["mode"] = LEGACY_BEAM_MODE if search.label == LEGACY_BEAM_MODE else search.selection_rule
+    if search.search_strategy != "greedy" and search.label != LEGACY_BEAM_MODE:
+        data["strategy"] = search.search_strategy
+    return data
 
 
 def query_entries(settings: RunSettings, queries: list[Query]) -> list[dict[str, Any]]:

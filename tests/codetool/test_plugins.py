@@ -156,3 +156,103 @@ async def test_beam_search_stops_at_the_depth_limit(weather_api: str) -> None:
         )
     assert max(node.depth for node in trajectory.nodes) == 2
     assert len(trajectory.chosen_path) == 2 and trajectory.stop_reason == "max_depth"
+
+
+def _settings(stub: OpenAIStub, **search: Any) -> dict[str, Any]:
+    return {
+        "llm": {"base_url": stub.base_url, "api_key": "test", "model": "stub-model", "max_retries": 0},
+        "search": search,
+    }
+
+
+async def test_a_search_strategy_takes_any_selection_rule(weather_api: str) -> None:
+    async with OpenAIStub(never_finishes) as stub:
+        trajectory = await codetool.solve_async(
+            "Count on.",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides=_settings(stub, strategy="beam", mode="no-latent", n=2, beam_width=1, max_depth=3),
+        )
+    depths = sorted(node.depth for node in trajectory.nodes)
+    assert depths == [1, 1, 2, 2, 3, 3], "a beam of width 1 grows one path of the two candidates per step"
+    assert trajectory.mode == "beam:no-latent" and all(node.r_lat is None for node in trajectory.nodes)
+    assert len(trajectory.chosen_path) == 3 and trajectory.stop_reason == "max_depth"
+
+
+async def test_the_tree_strategy_expands_every_node_and_answers_with_the_best_path(weather_api: str) -> None:
+    async with OpenAIStub(two_answers_then_more) as stub:
+        trajectory = await codetool.solve_async(
+            "A or B?",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides=_settings(stub, strategy="tree", mode="no-spot", n=2, max_depth=2),
+            scorer=PrefersB(),
+        )
+    assert sorted(node.path for node in trajectory.nodes) == ["1-1", "1-1-1", "1-1-2", "1-2", "1-2-1", "1-2-2"]
+    assert trajectory.mode == "tree:no-spot"
+    assert trajectory.final_answer == "B" and trajectory.chosen_path == ["1-2", "1-2-2"]
+
+
+def two_answers_then_more(body: dict[str, Any]) -> list[str]:
+    number = step_of(body)
+    if number == 1:
+        return [step(1, "Start", f"x = {letter!r}\nprint(x)") for letter in "AB"]
+    return [step(2, "Answer", f"print({letter!r})", finished=True) for letter in "AB"]
+
+
+async def test_mode_beam_still_means_beam_search_and_says_it_is_deprecated(
+    weather_api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with OpenAIStub(never_finishes) as stub:
+        trajectory = await codetool.solve_async(
+            "Count on.",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides=_settings(stub, mode="beam", n=2, beam_width=1, max_depth=2),
+            scorer=PrefersB(),
+        )
+    assert trajectory.mode == "beam" and len(trajectory.nodes) == 4
+    assert all(node.r_lat is not None for node in trajectory.nodes), "the codetool rule asks the scorer"
+    captured = capsys.readouterr()
+    assert "deprecated" in captured.err and "--strategy beam" in captured.err
+
+
+def test_mode_beam_with_another_strategy_is_one_line() -> None:
+    with pytest.raises(codetool.ConfigError, match="mode beam means strategy beam") as info:
+        codetool.build_config(overrides={"search": {"mode": "beam", "strategy": "tree"}})
+    assert "\n" not in str(info.value)
+
+
+@codetool.register_search_strategy("first-candidate-plugin-test")
+class FirstCandidate(codetool.SearchStrategy):
+    """Always keeps the first candidate, without asking the selection rule."""
+
+    async def search(self, run: Any, expander: Any, judge: Any) -> list[Any]:
+        path: list[Any] = []
+        while not path or not (path[-1].is_leaf or len(path) >= self.config.max_depth):
+            first = (await expander.expand(run, path))[0]
+            first.chosen = True
+            path.append(first)
+        return path
+
+
+async def test_a_registered_search_strategy_grows_the_tree(weather_api: str) -> None:
+    async with OpenAIStub(never_finishes) as stub:
+        trajectory = await codetool.solve_async(
+            "Count on.",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides=_settings(stub, strategy="first-candidate-plugin-test", n=2, max_depth=3),
+        )
+    assert trajectory.chosen_path == ["1-1", "1-1-1", "1-1-1-1"]
+    assert trajectory.mode == "first-candidate-plugin-test:codetool"
+
+
+async def test_an_unknown_strategy_fails_before_any_request(weather_api: str) -> None:
+    async with OpenAIStub(never_finishes) as stub:
+        with pytest.raises(codetool.ConfigError, match="unknown search strategy 'sideways'.*greedy") as info:
+            await codetool.solve_async(
+                "Count on.", tools="weather-plugin-test", tool_options={"base_url": weather_api},
+                overrides=_settings(stub, strategy="sideways"),
+            )  # fmt: skip
+    assert stub.requests == [] and "first-candidate-plugin-test" in str(info.value)

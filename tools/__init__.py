@@ -1,11 +1,12 @@
 """Tool sets, their docs for prompts, the host-side tool gateway and the embedded virtual APIs.
 
 async with create_provider("stabletoolbench") as provider, ToolGateway() as gateway:
-    query = provider.load_queries(".../G1_instruction.json")[0]
+    query = create_query_source("stabletoolbench").load(".../G1_instruction.json")[0]
     handler = gateway.session(provider.toolset_for(query), query_id=query.query_id)
 """
 
 from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
+from tools.queries import QuerySource, create_query_source, query_sources, register_query_source
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
 from tools.retrieval import ApiRetriever
@@ -27,6 +28,7 @@ __all__ = [
     "GatewaySession",
     "LlmSimulator",
     "Query",
+    "QuerySource",
     "ResponseCache",
     "Route",
     "SecretScrubber",
@@ -47,9 +49,12 @@ __all__ = [
     "available_providers",
     "cache_file_parts",
     "create_provider",
+    "create_query_source",
     "load_tmdb_spec",
     "load_tools_dir",
+    "query_sources",
     "register_provider",
+    "register_query_source",
     "resolve_target",
     "standardize",
 ]

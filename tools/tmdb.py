@@ -105,32 +105,6 @@ class TmdbProvider(ToolProvider):
             return self.options.real_url or self.options.base_url
         raise ToolGatewayError("tmdb provider is not started: use `async with create_provider(...)`")
 
-    def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
-        raw = read_json(path)
-        if not isinstance(raw, list):
-            raise DataError(f"{path}: expected a JSON list of queries, got {type(raw).__name__}")
-        queries = []
-        for index, entry in enumerate(raw):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("query"), str):
-                raise DataError(f"{path}: entry {index} has no query text")
-            queries.append(
-                Query(
-                    query_id=str(entry.get("qid", f"q{index}")),
-                    text=entry["query"],
-                    api_list=tuple(entry.get("api_list") or ()) or None,
-                    gold_solution=tuple(entry.get("solution") or ()),
-                    group="tmdb",
-                    extra={"gold_urls": tuple(entry.get("url") or ())},
-                )
-            )
-        if ids is None:
-            return queries
-        wanted = [str(i) for i in ids]
-        missing = sorted(set(wanted) - {q.query_id for q in queries})
-        if missing:
-            raise DataError(f"{path}: no query with id {', '.join(missing[:10])}")
-        return [q for q in queries if q.query_id in set(wanted)]
-
     def toolset_for(self, query: Query) -> ToolSet:
         if query.api_list:
             unknown = [name for name in query.api_list if name not in self._by_name]

@@ -90,7 +90,7 @@ async def run_shard(
     async with AsyncExitStack() as stack:
         provider = await stack.enter_async_context(open_provider(replace(settings.toolset, sources=config.tools)))
         shard = settings.model_copy(update={"query_ids": tuple(query_ids), "limit": None})
-        queries = await asyncio.to_thread(select_queries, shard, provider)
+        queries = await asyncio.to_thread(select_queries, shard)
         llm = None
         if settings.endpoints:
             llm = await stack.enter_async_context(BalancedLLMClient(config.llm, settings.endpoints))

@@ -41,7 +41,16 @@ from codetool.errors import (
 from rm import Scorer, register_scorer
 from sandbox import Sandbox, create_sandbox
 from sandbox import register_backend as register_sandbox
-from tools import Query, ToolProvider, ToolSet, create_provider, register_provider
+from tools import (
+    Query,
+    QuerySource,
+    ToolProvider,
+    ToolSet,
+    create_provider,
+    create_query_source,
+    register_provider,
+    register_query_source,
+)
 
 __version__ = "0.1.0"
 
@@ -56,6 +65,7 @@ __all__ = [
     "LatentScore",
     "LatentScorer",
     "Query",
+    "QuerySource",
     "QueryFailed",
     "RewardModelError",
     "RunResult",
@@ -73,9 +83,11 @@ __all__ = [
     "__version__",
     "build_config",
     "create_provider",
+    "create_query_source",
     "create_sandbox",
     "load_config",
     "register_provider",
+    "register_query_source",
     "register_scorer",
     "register_search_strategy",
     "register_sandbox",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,9 +45,6 @@ class WeatherProvider(codetool.ToolProvider):
             routes=(Route(prefix=f"{self.base_url}/", upstream=f"{self.base_url}/"),),
             docs=f"GET {self.base_url}/temp?city=NAME answers {{'city': NAME, 'celsius': C}}",
         )
-
-    def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[codetool.Query]:
-        return []
 
 
 @codetool.register_sandbox("recording-plugin-test")
@@ -256,3 +254,108 @@ async def test_an_unknown_strategy_fails_before_any_request(weather_api: str) ->
                 overrides=_settings(stub, strategy="sideways"),
             )  # fmt: skip
     assert stub.requests == [] and "first-candidate-plugin-test" in str(info.value)
+
+
+PLUGIN_SOURCE = """
+from pathlib import Path
+
+import codetool
+from tools import Route
+
+
+class Weather(codetool.ToolProvider):
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def toolset_for(self, query: codetool.Query) -> codetool.ToolSet:
+        return codetool.ToolSet(
+            name="weather",
+            apis=(),
+            routes=(Route(prefix=self.base_url + "/", upstream=self.base_url + "/"),),
+            docs=f"GET {self.base_url}/temp?city=NAME answers {{'city': NAME, 'celsius': C}}",
+        )
+
+
+class Lines(codetool.QuerySource):
+    def read(self, file: Path) -> list[codetool.Query]:
+        lines = file.read_text().splitlines()
+        return [codetool.Query(query_id=f"line{n}", text=text) for n, text in enumerate(lines, start=1)]
+"""
+
+ENTRY_POINTS = """
+[codetool.tool_providers]
+weather-entry-point-test = weather_entry_point_plugin:Weather
+broken-entry-point-test = no_such_module_of_a_plugin:Provider
+
+[codetool.query_sources]
+lines-entry-point-test = weather_entry_point_plugin:Lines
+"""
+
+
+@pytest.fixture
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A distribution installed into a site folder on sys.path, its plug-ins declared as entry points."""
+    site = tmp_path / "site"
+    dist_info = site / "weather_entry_point_plugin-0.1.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: weather-entry-point-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
+    (site / "weather_entry_point_plugin.py").write_text(PLUGIN_SOURCE)
+    monkeypatch.syspath_prepend(str(site))
+    return site
+
+
+async def test_an_installed_plugin_is_found_through_its_entry_point(installed_plugin: Path, weather_api: str) -> None:
+    provider = codetool.create_provider("weather-entry-point-test", base_url=weather_api)
+    assert type(provider).__module__ == "weather_entry_point_plugin" and provider.name == "weather-entry-point-test"
+    async with OpenAIStub(weather_policy) as stub:
+        trajectory = await codetool.solve_async(
+            "How warm is it in Oslo?",
+            tools="weather-entry-point-test",
+            tool_options={"base_url": weather_api},
+            overrides=_settings(stub, n=1),
+        )
+    assert trajectory.final_answer == "It is 21 degrees in Oslo.", [node.error for node in trajectory.nodes]
+
+
+def test_a_broken_entry_point_is_one_line_naming_it(installed_plugin: Path) -> None:
+    with pytest.raises(codetool.ConfigError) as info:
+        codetool.create_provider("broken-entry-point-test")
+    message = str(info.value)
+    assert "\n" not in message and "broken-entry-point-test" in message and "no_such_module_of_a_plugin" in message
+    assert "codetool.tool_providers" in message
+    with pytest.raises(codetool.ConfigError, match="weather-entry-point-test"):
+        codetool.create_provider("no-such-provider")
+
+
+def test_an_installed_query_source_is_a_benchmark(installed_plugin: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.txt"
+    questions.write_text("How warm is it in Oslo?\nAnd in Bergen?\n")
+    source = codetool.create_query_source("lines-entry-point-test")
+    assert [query.text for query in source.load(questions, ids=["line2"])] == ["And in Bergen?"]
+    settings = codetool.RunSettings(benchmark="lines-entry-point-test", data=questions, out=tmp_path / "run")
+    assert settings.benchmark == "lines-entry-point-test"
+
+
+@codetool.register_query_source("numbered-plugin-test")
+class Numbered(codetool.QuerySource):
+    """Numbered questions, one per line; a folder holds one file per group."""
+
+    def read(self, file: Path) -> list[codetool.Query]:
+        return [
+            codetool.Query(query_id=f"{file.stem}-{n}", text=text, group=file.stem)
+            for n, text in enumerate(file.read_text().splitlines(), start=1)
+        ]
+
+
+def test_the_runner_reads_a_registered_query_source_s_groups(tmp_path: Path) -> None:
+    from agent.runner import select_queries
+
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    (folder / "easy.json").write_text("one\ntwo\n")
+    (folder / "hard.json").write_text("three\n")
+    settings = codetool.RunSettings(benchmark="numbered-plugin-test", data=folder, out=tmp_path / "run", groups=("hard", "easy"))
+    assert [query.query_id for query in select_queries(settings)] == ["hard-1", "easy-1", "easy-2"]
+    with pytest.raises(codetool.ConfigError, match="no group medium .* choose from easy, hard"):
+        select_queries(settings.model_copy(update={"groups": ("medium",)}))

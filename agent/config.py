@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from agent.prompts import check_template
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.protocol import SandboxLimits
 from codetool_kernel.validation import describe_validation_error
@@ -150,6 +151,45 @@ class ToolSourcesConfig(_Frozen):
         return bool(self.openapi or self.mcp or self.functions)
 
 
+class PromptsConfig(_Frozen):
+    """Prompt templates that replace the built-in ones (`agent/templates/`): each a file path or the text itself.
+
+    The placeholders a template must use, and the only ones it may: instruction `{api_docs}`,
+    `{usage_notes}`, `{feedback_chars}`; task `{query}`; feedback `{step}`, `{next_step}`, `{output}`.
+    Literal braces are written twice (`{{`, `}}`). A file is read when the config is loaded.
+    """
+
+    instruction: str | None = None
+    task: str | None = None
+    feedback: str | None = None
+
+    @field_validator("instruction", "task", "feedback")
+    @classmethod
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        text = _file_text(value)
+        try:
+            return check_template(str(info.field_name), text)
+        except ConfigError as exc:
+            if text is not value:
+                origin = f" (file {value})"
+            else:
+                origin = "" if "{" in value or "\n" in value else f" (no file {value} either)"
+            raise ValueError(f"{exc}{origin}") from None
+
+
+def _file_text(value: str) -> str:
+    """The text of the file `value` names, or `value` itself when it names none (it is a template's text)."""
+    if "\n" in value or "{" in value:
+        return value
+    path = Path(value).expanduser()
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else value
+    except (OSError, UnicodeDecodeError):
+        return value
+
+
 class AgentConfig(_Frozen):
     """Everything a `CodeToolAgent` needs."""
 
@@ -159,6 +199,7 @@ class AgentConfig(_Frozen):
     gateway: GatewayConfig = GatewayConfig()
     rm: RewardModelConfig = RewardModelConfig()
     tools: ToolSourcesConfig = ToolSourcesConfig()
+    prompts: PromptsConfig = PromptsConfig()
     audit_db: str | None = None
     """SQLite file that records every execution (see `python -m agent audit`); None records nothing."""
     audit_jsonl: str | None = None

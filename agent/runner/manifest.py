@@ -37,14 +37,16 @@ def versions() -> dict[str, str]:
 
 
 def identity(settings: RunSettings, config: AgentConfig) -> dict[str, Any]:
-    """What must stay the same for a run to be resumed: data, benchmark, model and search settings."""
-    return {
+    """What must stay the same for a run to be resumed: data, benchmark, model, search settings and prompts."""
+    found = {
         "benchmark": settings.benchmark,
         "data": str(settings.data.resolve()),
         "filtered": settings.filtered,
         "model": config.llm.model,
         "search": search_identity(config.search),
     }
+    prompts = config.prompts.model_dump(exclude_none=True)
+    return {**found, "prompts": prompts} if prompts else found
 
 
 def search_identity(search: SearchConfig) -> dict[str, Any]:
@@ -127,7 +129,9 @@ def close_session(manifest: dict[str, Any], status: str, summary: dict[str, Any]
 
 def _mismatch(settings: RunSettings, old: dict[str, Any], new: dict[str, Any]) -> str:
     differing = sorted(key for key in new.keys() | old.keys() if old.get(key) != new.get(key))
-    details = ", ".join(f"{key} was {old.get(key)!r}" for key in differing if key != "search")
+    details = ", ".join(f"{key} was {old.get(key)!r}" for key in differing if key not in ("search", "prompts"))
+    if "prompts" in differing:
+        details = ", ".join(filter(None, [details, "the prompt templates differed"]))
     if "search" in differing:
         details = ", ".join(filter(None, [details, f"search settings were {old.get('search')}"]))
     return (

@@ -359,3 +359,54 @@ def test_the_runner_reads_a_registered_query_source_s_groups(tmp_path: Path) -> 
     assert [query.query_id for query in select_queries(settings)] == ["hard-1", "easy-1", "easy-2"]
     with pytest.raises(codetool.ConfigError, match="no group medium .* choose from easy, hard"):
         select_queries(settings.model_copy(update={"groups": ("medium",)}))
+
+
+MY_INSTRUCTION = """You write Python, one step per reply, for a weather desk.
+APIs:
+{api_docs}
+Notes: {usage_notes}
+Output is cut to {feedback_chars} characters. End with [All Finished] before [Step k Finished].
+"""
+
+
+async def test_prompt_templates_from_a_file_and_from_text(weather_api: str, tmp_path: Path) -> None:
+    instruction_file = tmp_path / "instruction.txt"
+    instruction_file.write_text(MY_INSTRUCTION)
+    prompts = {
+        "instruction": str(instruction_file),
+        "task": "Weather question: {query}",
+        "feedback": "Step {step} printed:\n{output}\nNow step {next_step}.",
+    }
+    async with OpenAIStub(weather_policy) as stub:
+        trajectory = await codetool.solve_async(
+            "How warm is it in Oslo?",
+            tools="weather-plugin-test",
+            tool_options={"base_url": weather_api},
+            overrides={**_settings(stub, n=1), "prompts": prompts},
+        )
+    assert trajectory.final_answer == "It is 21 degrees in Oslo."
+    first, second = (body["messages"] for body in stub.requests)
+    assert first[0]["content"].startswith("You write Python, one step per reply, for a weather desk.")
+    assert f"GET {weather_api}/temp" in first[0]["content"] and "cut to 500 characters" in first[0]["content"]
+    assert trajectory.instruction == first[0]["content"]
+    assert first[1]["content"] == "Weather question: How warm is it in Oslo?"
+    assert second[-1]["content"].startswith("Step 1 printed:\n{'city': 'Oslo', 'celsius': 21}") and "Now step 2." in second[-1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [
+        ("Weather question: {question}", "uses ['question'], expected ['query']"),
+        ("Weather question: {query", "malformed"),
+        ("prompts/missing-task.txt", "no file prompts/missing-task.txt either"),
+    ],
+)
+async def test_a_bad_prompt_template_is_one_line_before_any_request(weather_api: str, template: str, says: str) -> None:
+    async with OpenAIStub(weather_policy) as stub:
+        with pytest.raises(codetool.ConfigError) as info:
+            await codetool.solve_async(
+                "How warm is it in Oslo?", tools="weather-plugin-test", tool_options={"base_url": weather_api},
+                overrides={**_settings(stub), "prompts": {"task": template}},
+            )  # fmt: skip
+    assert "prompts.task" in str(info.value) and says in str(info.value) and "\n" not in str(info.value)
+    assert stub.requests == []

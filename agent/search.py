@@ -18,7 +18,7 @@ from agent.config import SearchConfig
 from agent.events import CandidatesScored, StepSelected
 from agent.expansion import QueryRun, StepExpander
 from agent.latent import LatentScorer, ScoringContext
-from agent.selection import RandomAmongRan, Selector
+from agent.selection import RandomAmongRan, Selector, selector_class
 from agent.trajectory import StepNode
 from codetool_kernel.errors import RewardModelError
 from codetool_kernel.registry import Registry
@@ -98,6 +98,13 @@ def search_strategies() -> list[str]:
 def create_search_strategy(name: str, config: SearchConfig) -> SearchStrategy:
     """The strategy registered as `name`, for the search settings `config`."""
     return SEARCH_STRATEGIES.get(name)(config)
+
+
+def check_search(config: SearchConfig) -> SearchConfig:
+    """`config` if its strategy and selection rule are registered (a `ConfigError` listing the choices otherwise)."""
+    SEARCH_STRATEGIES.get(config.search_strategy)
+    selector_class(config.selection_rule)
+    return config
 
 
 def extend_rewards(parent: Path, children: Sequence[StepNode]) -> None:

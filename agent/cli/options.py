@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agent.config import AgentConfig, load_config
+from agent.search import check_search
 from codetool_kernel.paths import check_input
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
@@ -133,4 +134,6 @@ def build_config(
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
     if sandbox_pool is not None:
         overrides.setdefault("sandbox", {})["options"] = {"pool_size": sandbox_pool}
-    return load_config(config_file, overrides)
+    config = load_config(config_file, overrides)
+    check_search(config.search)
+    return config

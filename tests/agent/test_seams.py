@@ -75,3 +75,14 @@ async def test_solve_cli_takes_a_strategy_and_still_reads_mode_beam(tmdb_spec: P
     assert beam_no_latent["mode"] == "beam:no-latent" and beam_no_latent["stop_reason"] == "finished"
     legacy, stderr = records["beam"]
     assert legacy["mode"] == "beam" and "deprecated" in stderr and "--strategy beam" in stderr
+
+
+async def test_an_unknown_strategy_or_rule_on_the_command_line_is_one_line() -> None:
+    cases = (
+        (("--strategy", "sideways"), "unknown search strategy 'sideways'; choose one of beam, greedy, tree"),
+        (("--mode", "loud"), "unknown selection rule 'loud'; choose one of codetool, no-latent, no-spot"),
+    )
+    for flags, says in cases:
+        code, _, stderr = await _agent("solve", "anything", "--toolset", "tmdb", *flags)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and says in lines[0], stderr

@@ -9,7 +9,9 @@ weather = "weather_tools:WeatherProvider"
 ```
 
 An entry point names a class (registered under the entry point's name) or a module that
-registers its classes when imported. It is loaded the first time its name is looked up.
+registers its classes when imported. It is loaded the first time its name is looked up, and only
+then, so a broken plug-in fails the look-ups of its own name alone; a name registered in code (a
+built-in's too) is never looked for among the entry points.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def _node(path: str, r_spot: float, r_lat: float | None = None) -> StepNode:
 
 def test_the_three_rules_and_three_strategies_are_registered():
     assert selection_modes() == ["codetool", "no-latent", "no-spot"]
-    assert search_strategies() == ["beam", "greedy", "tree"]
+    assert {"beam", "greedy", "tree"} <= set(search_strategies()), "tests elsewhere register strategies of their own"
 
 
 def test_codetool_sums_and_ties_go_first():

@@ -8,14 +8,16 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
-from agent.config import AgentConfig
+import structlog
+
+from agent.config import LEGACY_BEAM_MODE, AgentConfig
 from agent.events import Event, QueryFinished, QueryStarted
 from agent.expansion import EventSink
 from agent.latent import LatentScorer
 from agent.parsing import parse_step
 from agent.policy import PolicyModel
 from agent.runtime import Runtime, open_runtime
-from agent.search import StepJudge, beam_search, greedy_search
+from agent.search import SearchStrategy, StepJudge, create_search_strategy
 from agent.selection import create_selector, selector_class
 from agent.trajectory import StepNode, Trajectory
 from codetool_kernel.errors import CodeToolError, ConfigError
@@ -25,6 +27,7 @@ from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
 
 _STREAM_BUFFER = 256
+log = structlog.get_logger(__name__)
 
 
 class QueryFailed(CodeToolError):
@@ -62,11 +65,15 @@ class CodeToolAgent(AsyncLifecycle):
         self._given_scorer = scorer
         self._runtime: Runtime | None = None
         self._scorer: LatentScorer | None = None
+        self._strategy: SearchStrategy | None = None
         self._stack: AsyncExitStack | None = None
 
     async def start(self) -> None:
         if self._stack is not None:
             return
+        if self.config.search.mode == LEGACY_BEAM_MODE:
+            log.warning("search mode 'beam' is deprecated: use strategy beam (--strategy beam) with mode codetool")
+        strategy = create_search_strategy(self.config.search.search_strategy, self.config.search)
         async with AsyncExitStack() as stack:
             runtime = await open_runtime(stack, self.config, run_id=self.run_id, attempt=self.attempt, **self._given)
             scorer = self._given_scorer
@@ -74,19 +81,19 @@ class CodeToolAgent(AsyncLifecycle):
                 from agent.prm import create_latent_scorer
 
                 scorer = await stack.enter_async_context(create_latent_scorer(self.config.rm))
-            self._runtime, self._scorer = runtime, scorer
+            self._runtime, self._scorer, self._strategy = runtime, scorer, strategy
             self._stack = stack.pop_all()
 
     def _wants_prm(self) -> bool:
-        mode = selector_class(self.config.search.mode)
+        rule = selector_class(self.config.search.selection_rule)
         configured = bool(self.config.rm.url or self.config.rm.model)
-        if mode.requires_latent and not configured:
-            raise ConfigError(f"mode {mode.name} ranks steps by the PRM alone: set --rm-url or --rm-model")
-        return mode.uses_latent and configured
+        if rule.requires_latent and not configured:
+            raise ConfigError(f"mode {rule.name} ranks steps by the PRM alone: set --rm-url or --rm-model")
+        return rule.uses_latent and configured
 
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None
-        self._runtime = self._scorer = None
+        self._runtime = self._scorer = self._strategy = None
         if stack is not None:
             await stack.aclose()
 
@@ -138,20 +145,17 @@ class CodeToolAgent(AsyncLifecycle):
     async def _solve(self, query: str | Query, toolset: ToolSet, emit: EventSink) -> Trajectory:
         if isinstance(query, str):
             query = Query(query_id="adhoc", text=query)
-        assert self._runtime is not None
+        assert self._runtime is not None and self._strategy is not None
         search = self.config.search
-        run = self._runtime.query_run(query, toolset, emit, mode=search.mode)
+        selector = create_selector(search.selection_rule, f"{search.seed}:{query.query_id}")
+        run = self._runtime.query_run(query, toolset, emit, mode=search.label)
         trajectory = run.trajectory
         await emit(QueryStarted(query.query_id, query.text, toolset.name, trajectory))
-        selector = create_selector(search.mode, f"{search.seed}:{query.query_id}")
         judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
         expander = self._runtime.expander()
         started = time.perf_counter()
         try:
-            if selector.search == "beam":
-                path = await beam_search(run, expander, judge, search.beam_width)
-            else:
-                path = await greedy_search(run, expander, judge, search.max_depth)
+            path = await self._strategy.search(run, expander, judge)
         except CodeToolError as exc:
             trajectory.error, trajectory.stop_reason = str(exc), "error"
             raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc

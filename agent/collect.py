@@ -23,7 +23,8 @@ from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.expansion import QueryRun
 from agent.policy import PolicyModel, policy_model_name
 from agent.runtime import Runtime, open_runtime
-from agent.trajectory import StepNode, program_so_far
+from agent.search import create_search_strategy
+from agent.trajectory import program_so_far
 from codetool_kernel.aio import gather_all
 from codetool_kernel.errors import CodeToolError, ConfigError, DataError
 from codetool_kernel.files import write_json_atomic
@@ -46,6 +47,8 @@ from tools.toolset import Query, ToolSet
 log = structlog.get_logger(__name__)
 
 FAILURES_FILE = "collect_failures.json"
+TREE = "tree"
+"""The search strategy that grows whole trees."""
 
 
 @dataclass
@@ -122,15 +125,9 @@ class TreeCollector(AsyncLifecycle):
         """Expand the full tree of one query; raises the first `CodeToolError` of the LLM or sandbox."""
         if self._runtime is None:
             raise ConfigError("TreeCollector is not started: use `async with TreeCollector(...)`")
-        run = self._runtime.query_run(query, toolset, self._count, mode="tree")
-        expander = self._runtime.expander()
+        run = self._runtime.query_run(query, toolset, self._count, mode=TREE)
         started = time.perf_counter()
-        frontier: list[list[StepNode]] = [[]]
-        while frontier:
-            levels = await gather_all(expander.expand(run, chain) for chain in frontier)
-            frontier = [
-                [*chain, child] for chain, children in zip(frontier, levels) for child in children if not child.is_leaf
-            ]
+        await create_search_strategy(TREE, self.config.search).search(run, self._runtime.expander(), None)
         return _tree_record(run, self.config, time.perf_counter() - started)
 
     async def collect(

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from agent.prompts import check_template
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.protocol import SandboxLimits
 from codetool_kernel.validation import FrozenModel, describe_validation_error
@@ -52,19 +53,54 @@ class LLMConfig(FrozenModel):
     """Seed of in-process sampling (`hf:`, `vllm:` models)."""
 
 
+LEGACY_BEAM_MODE = "beam"
+"""`search.mode: beam` from before strategies and rules were apart: the beam strategy with the codetool rule."""
+
+
 class SearchConfig(FrozenModel):
     """How steps are sampled, judged and chosen."""
 
     n: int = Field(2, gt=0)
     max_depth: int = Field(5, gt=0)
+    strategy: str = "greedy"
+    """Search strategy (`agent.search.register_search_strategy`): `greedy`, `beam` (keeps `beam_width` paths),
+    `tree` (expands every node)."""
     mode: str = "codetool"
-    """Selection policy: `codetool` (r_spot + r_lat), `no-latent`, `no-spot`, `beam`."""
+    """Selection rule (`agent.selection.register_selector`): `codetool` (r_spot + r_lat), `no-latent`, `no-spot`.
+    `beam` is still read, as strategy `beam` with rule `codetool` (deprecated)."""
     beam_width: int = Field(2, gt=0)
     seed: int = 0
     feedback_chars: int = Field(500, gt=0)
     """Characters of a chosen step's output fed back to the policy."""
     failure_markers: tuple[str, ...] = ("Function executing from",)
     """Output substrings (case-insensitive) that mean a tool call failed: r_spot = 0."""
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> SearchConfig:
+        if self.mode == LEGACY_BEAM_MODE and self.strategy not in ("greedy", LEGACY_BEAM_MODE):
+            raise ValueError(f"mode beam means strategy beam, not {self.strategy}; give the rule as mode (e.g. codetool)")
+        return self
+
+    @property
+    def search_strategy(self) -> str:
+        """The strategy in effect (`beam` for the deprecated mode `beam`)."""
+        return LEGACY_BEAM_MODE if self.mode == LEGACY_BEAM_MODE else self.strategy
+
+    @property
+    def selection_rule(self) -> str:
+        """The selection rule in effect (`codetool` for the deprecated mode `beam`)."""
+        return "codetool" if self.mode == LEGACY_BEAM_MODE else self.mode
+
+    @property
+    def label(self) -> str:
+        """How trajectories and run records name this search: the rule for greedy search, `beam` for beam
+        search with the codetool rule (as before the two were apart), otherwise `strategy:rule`."""
+        strategy, rule = self.search_strategy, self.selection_rule
+        if strategy == "greedy":
+            return rule
+        if strategy == LEGACY_BEAM_MODE and rule == "codetool":
+            return LEGACY_BEAM_MODE
+        return f"{strategy}:{rule}"
 
 
 class SandboxConfig(FrozenModel):
@@ -119,6 +155,45 @@ class ToolSourcesConfig(FrozenModel):
         return bool(self.openapi or self.mcp or self.functions)
 
 
+class PromptsConfig(FrozenModel):
+    """Prompt templates that replace the built-in ones (`agent/templates/`): each a file path or the text itself.
+
+    The placeholders a template must use, and the only ones it may: instruction `{api_docs}`,
+    `{usage_notes}`, `{feedback_chars}`; task `{query}`; feedback `{step}`, `{next_step}`, `{output}`.
+    Literal braces are written twice (`{{`, `}}`). A file is read when the config is loaded.
+    """
+
+    instruction: str | None = None
+    task: str | None = None
+    feedback: str | None = None
+
+    @field_validator("instruction", "task", "feedback")
+    @classmethod
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        text = _file_text(value)
+        try:
+            return check_template(str(info.field_name), text)
+        except ConfigError as exc:
+            if text is not value:
+                origin = f" (file {value})"
+            else:
+                origin = "" if "{" in value or "\n" in value else f" (no file {value} either)"
+            raise ValueError(f"{exc}{origin}") from None
+
+
+def _file_text(value: str) -> str:
+    """The text of the file `value` names, or `value` itself when it names none (it is a template's text)."""
+    if "\n" in value or "{" in value:
+        return value
+    path = Path(value).expanduser()
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else value
+    except (OSError, UnicodeDecodeError):
+        return value
+
+
 class AgentConfig(FrozenModel):
     """Everything a `CodeToolAgent` needs."""
 
@@ -128,6 +203,7 @@ class AgentConfig(FrozenModel):
     gateway: GatewayConfig = GatewayConfig()
     rm: RewardModelConfig = RewardModelConfig()
     tools: ToolSourcesConfig = ToolSourcesConfig()
+    prompts: PromptsConfig = PromptsConfig()
     audit_db: str | None = None
     """SQLite file that records every execution (see `python -m agent audit`); None records nothing."""
     audit_jsonl: str | None = None

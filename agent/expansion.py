@@ -10,7 +10,7 @@ from agent.config import SearchConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.parsing import parse_step
 from agent.policy import PolicyModel, Usage
-from agent.prompts import StepTurn, build_messages, step_stop
+from agent.prompts import BUILTIN_PROMPTS, PromptTemplates, StepTurn, step_stop
 from agent.trajectory import SamplingRecord, StepNode, Trajectory, replay_code
 from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE, child_path
 from codetool_kernel.protocol import Cell, ToolHandler
@@ -32,6 +32,8 @@ class QueryRun:
     trajectory: Trajectory
     emit: EventSink
     usage: Usage = field(default_factory=Usage)
+    prompts: PromptTemplates = BUILTIN_PROMPTS
+    """The templates `instruction` was built from, and the step prompts will be."""
 
 
 class StepExpander:
@@ -47,7 +49,7 @@ class StepExpander:
         depth = len(parents) + 1
         parent = parents[-1] if parents else None
         history = [StepTurn(node.content, node.output) for node in parents]
-        messages = build_messages(run.instruction, run.query.text, history, self.search.feedback_chars)
+        messages = run.prompts.build_messages(run.instruction, run.query.text, history, self.search.feedback_chars)
         samples = await self.llm.sample(messages, n=n or self.search.n, stop=[step_stop(depth)])
         run.usage.add(samples.usage)
         run.trajectory.sampling.append(

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from agent.config import AgentConfig
 from agent.expansion import EventSink, QueryRun, StepExpander
 from agent.policy import PolicyModel, open_policy_model, policy_model_name
-from agent.prompts import build_instruction
+from agent.prompts import PromptTemplates
 from agent.trajectory import Trajectory
 from sandbox.base import Sandbox, create_sandbox
 from tools.gateway import ToolGateway
@@ -30,7 +30,8 @@ class Runtime:
 
     def query_run(self, query: Query, toolset: ToolSet, emit: EventSink, *, mode: str) -> QueryRun:
         """The state of one query about to be searched: its instruction, gateway session and trajectory."""
-        instruction = build_instruction(toolset.docs, toolset.usage_notes, self.config.search.feedback_chars)
+        prompts = PromptTemplates(**self.config.prompts.model_dump())
+        instruction = prompts.build_instruction(toolset.docs, toolset.usage_notes, self.config.search.feedback_chars)
         return QueryRun(
             run_id=self.run_id,
             query=query,
@@ -46,6 +47,7 @@ class Runtime:
                 mode=mode,
             ),
             emit=emit,
+            prompts=prompts,
         )
 
 

@@ -1,22 +1,27 @@
-"""The search over candidate steps: greedy step selection and beam search.
+"""The search over candidate steps: the `SearchStrategy` seam, and `StepJudge`, which scores and ranks.
 
-Both build on `StepExpander` (sample n children of a node and run them) and `StepJudge`
-(score the children with the PRM where the mode uses it, then apply the selection policy),
-and both return the chosen path, root first.
+A strategy grows the step tree of one query with a `StepExpander` (sample n children of a node and
+run them) and a `StepJudge` (score the children with the PRM where the selection rule uses it, then
+apply the rule), and returns the chosen path, root first. Strategies are registered by name
+(`register_search_strategy`); the built-ins are `greedy`, `beam` and `tree`, each in its own module
+of `agent.strategies`. Selection rules are a seam of their own (`agent.selection`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
+from agent.config import SearchConfig
 from agent.events import CandidatesScored, StepSelected
 from agent.expansion import QueryRun, StepExpander
 from agent.latent import LatentScorer, ScoringContext
-from agent.selection import RandomAmongRan, Selector
+from agent.selection import RandomAmongRan, Selector, selector_class
 from agent.trajectory import StepNode
 from codetool_kernel.errors import RewardModelError
+from codetool_kernel.registry import Registry
 
 Path = list[StepNode]
 
@@ -55,53 +60,63 @@ class StepJudge:
         return self.selector
 
 
-def _extend_rewards(parent: Path, children: Sequence[StepNode]) -> None:
+class SearchStrategy(ABC):
+    """How the step tree of one query grows, and which of its paths is the answer.
+
+    Built from the `search` section of the config (`n`, `max_depth`, `beam_width`, ...). A strategy
+    never grows a path beyond `max_depth` steps.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: SearchConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    async def search(self, run: QueryRun, expander: StepExpander, judge: StepJudge | None) -> Path:
+        """Grow `run`'s tree; the chosen path, root first (marked `chosen`, announced with `StepSelected`).
+
+        With `judge` None the tree is grown without being judged (process-data collection): no
+        rewards, no path chosen, an empty list returned; a strategy that cannot grow a tree without
+        judging raises `ConfigError`.
+        """
+
+
+SEARCH_STRATEGIES: Registry[type[SearchStrategy]] = Registry(
+    "search strategy",
+    ("agent.strategies.greedy", "agent.strategies.beam", "agent.strategies.tree"),
+    group="codetool.search_strategies",
+)
+register_search_strategy = SEARCH_STRATEGIES.register
+
+
+def search_strategies() -> list[str]:
+    """Names of the registered search strategies."""
+    return SEARCH_STRATEGIES.names()
+
+
+def create_search_strategy(name: str, config: SearchConfig) -> SearchStrategy:
+    """The strategy registered as `name`, for the search settings `config`."""
+    return SEARCH_STRATEGIES.get(name)(config)
+
+
+def check_search(config: SearchConfig) -> SearchConfig:
+    """`config` if its strategy and selection rule are registered (a `ConfigError` listing the choices otherwise)."""
+    SEARCH_STRATEGIES.get(config.search_strategy)
+    selector_class(config.selection_rule)
+    return config
+
+
+def extend_rewards(parent: Path, children: Sequence[StepNode]) -> None:
+    """Set each child's cumulative reward: its parent's plus its own."""
     base = parent[-1].cumulative_reward if parent else 0.0
     for child in children:
         child.cumulative_reward = base + child.reward
 
 
-async def greedy_search(run: QueryRun, expander: StepExpander, judge: StepJudge, max_depth: int) -> Path:
-    """Keep the best candidate at every step until a leaf or `max_depth`."""
-    chosen: Path = []
-    for _ in range(max_depth):
-        candidates = await expander.expand(run, chosen)
-        selector = await judge.score(run, chosen, candidates)
-        best = candidates[selector.select(candidates)]
-        _extend_rewards(chosen, candidates)
-        best.chosen = True
-        chosen.append(best)
-        await run.emit(StepSelected(best, tuple(candidates)))
-        if best.is_leaf:
-            break
-    return chosen
-
-
-async def beam_search(run: QueryRun, expander: StepExpander, judge: StepJudge, width: int) -> Path:
-    """Keep the `width` best partial paths by cumulative reward, expanding each by n per step.
-
-    The answer is the best complete path: finished ones first, then by mean reward per step
-    (so that long and short paths compare fairly), ties to the earlier path. Paths end at the
-    expander's leaves, which include every node at `search.max_depth`.
-    """
-
-    async def grow(path: Path) -> list[Path]:
-        children = await expander.expand(run, path)
-        selector = await judge.score(run, path, children)
-        selector.assign(children)
-        _extend_rewards(path, children)
-        return [[*path, child] for child in children]
-
-    beams: list[Path] = [[]]
-    complete: list[Path] = []
-    while beams:
-        grown = [path for group in await asyncio.gather(*(grow(path) for path in beams)) for path in group]
-        complete.extend(path for path in grown if path[-1].is_leaf)
-        open_paths = [path for path in grown if not path[-1].is_leaf]
-        beams = sorted(open_paths, key=lambda path: -path[-1].cumulative_reward)[:width]
-    best = max(complete, key=lambda path: (path[-1].finished, path[-1].cumulative_reward / len(path)))
-    for depth, node in enumerate(best):
+async def announce(run: QueryRun, path: Path) -> None:
+    """Mark `path` chosen and emit `StepSelected` for each of its steps, root first."""
+    for depth, node in enumerate(path, start=1):
         node.chosen = True
-        siblings = tuple(other for other in run.trajectory.nodes if other.parent == node.parent and other.depth == depth + 1)
+        siblings = tuple(other for other in run.trajectory.nodes if other.parent == node.parent and other.depth == depth)
         await run.emit(StepSelected(node, siblings))
-    return best

@@ -1,11 +1,12 @@
-"""Which candidate a step keeps: the `Selector` seam and the selection modes of the paper.
+"""Which candidate a step keeps: the `Selector` seam and the selection rules of the paper.
 
-| mode        | compares                       | search        |
-|-------------|--------------------------------|---------------|
-| `codetool`  | r_spot + r_lat, ties to first  | greedy        |
-| `no-latent` | random among r_spot = 1        | greedy        |
-| `no-spot`   | r_lat alone, ties to first     | greedy        |
-| `beam`      | cumulative r_spot + r_lat      | beam of width k |
+| rule        | compares                       |
+|-------------|--------------------------------|
+| `codetool`  | r_spot + r_lat, ties to first  |
+| `no-latent` | random among r_spot = 1        |
+| `no-spot`   | r_lat alone, ties to first     |
+
+How the tree is searched (greedy, beam, full tree) is a seam of its own: `agent.search`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from agent.trajectory import StepNode
 from codetool_kernel.registry import Registry
-
-SearchKind = Literal["greedy", "beam"]
 
 
 class Selector(ABC):
@@ -29,7 +28,6 @@ class Selector(ABC):
     """Whether this policy needs the PRM's r_lat."""
     requires_latent: ClassVar[bool] = False
     """Whether it is meaningless without a PRM."""
-    search: ClassVar[SearchKind] = "greedy"
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -51,7 +49,7 @@ class Selector(ABC):
         return rewards
 
 
-SELECTORS: Registry[type[Selector]] = Registry("selection mode")
+SELECTORS: Registry[type[Selector]] = Registry("selection rule", group="codetool.selectors")
 register_selector = SELECTORS.register
 
 
@@ -88,14 +86,8 @@ class LatentOnly(Selector):
         return node.r_lat or 0.0
 
 
-@register_selector("beam")
-class BeamReward(RewardSum):
-    """Beam search: keeps the best `beam_width` partial paths by cumulative r_spot + r_lat."""
-
-    search = "beam"
-
-
 def selection_modes() -> list[str]:
+    """Names of the registered selection rules."""
     return SELECTORS.names()
 
 

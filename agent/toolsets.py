@@ -13,8 +13,6 @@ from codetool_kernel.paths import check_input
 from tools import ToolProvider, create_provider
 from tools.composite import CompositeProvider
 
-BENCHMARK_TOOLSETS = ("tmdb", "stabletoolbench")
-
 
 @dataclass(frozen=True)
 class ToolsetChoice:

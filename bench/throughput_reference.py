@@ -51,7 +51,7 @@ async def run_reference(args: argparse.Namespace, servers: ModelServers, count: 
     exec_s: list[float] = []
     prm_s: list[float] = []
     async with create_provider("stabletoolbench") as provider:
-        queries = await asyncio.to_thread(select_queries, settings, provider)
+        queries = await asyncio.to_thread(select_queries, settings)
         client = AsyncOpenAI(base_url=args.base_url or servers.llm_url, api_key=args.api_key, max_retries=2)
         prm_url = args.rm_url or servers.prm_url
         async with client, aiohttp.ClientSession() as http:

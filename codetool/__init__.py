@@ -20,10 +20,12 @@ from agent import (
     PolicyModel,
     Samples,
     ScoringContext,
+    SearchStrategy,
     Selector,
     Trajectory,
     load_config,
     register_policy_model,
+    register_search_strategy,
     register_selector,
 )
 from agent.runner import RunResult, RunSettings
@@ -42,7 +44,17 @@ from codetool.errors import (
 from rm import Scorer, register_scorer
 from sandbox import Sandbox, create_sandbox
 from sandbox import register_backend as register_sandbox
-from tools import Query, ToolProvider, ToolSet, create_provider, function_tool, register_provider
+from tools import (
+    Query,
+    QuerySource,
+    ToolProvider,
+    ToolSet,
+    create_provider,
+    create_query_source,
+    function_tool,
+    register_provider,
+    register_query_source,
+)
 
 __version__ = "0.1.0"
 
@@ -59,14 +71,16 @@ __all__ = [
     "PolicyModel",
     "Query",
     "QueryFailed",
+    "QuerySource",
     "RewardModelError",
     "RunResult",
     "RunSettings",
     "Samples",
     "Sandbox",
     "SandboxError",
-    "ScoringContext",
     "Scorer",
+    "ScoringContext",
+    "SearchStrategy",
     "Selector",
     "ToolGatewayError",
     "ToolProvider",
@@ -75,13 +89,16 @@ __all__ = [
     "__version__",
     "build_config",
     "create_provider",
+    "create_query_source",
     "create_sandbox",
     "function_tool",
     "load_config",
     "register_policy_model",
     "register_provider",
-    "register_scorer",
+    "register_query_source",
     "register_sandbox",
+    "register_scorer",
+    "register_search_strategy",
     "register_selector",
     "run",
     "solve",

@@ -30,7 +30,7 @@ class Sandbox(AsyncLifecycle, ABC):
         """Run `cell`; HTTP calls from the code go to `tools` (all refused when None)."""
 
 
-BACKENDS: Registry[type[Sandbox]] = Registry("sandbox backend", ("sandbox.restricted", "sandbox.process", "sandbox.docker_backend"))
+BACKENDS: Registry[type[Sandbox]] = Registry("sandbox backend", ("sandbox.restricted", "sandbox.process", "sandbox.docker_backend"), group="codetool.sandboxes")
 S = TypeVar("S", bound=type[Sandbox])
 
 

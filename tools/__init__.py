@@ -1,7 +1,7 @@
 """Tool sets, their docs for prompts, the host-side tool gateway and the embedded virtual APIs.
 
 async with create_provider("stabletoolbench") as provider, ToolGateway() as gateway:
-    query = provider.load_queries(".../G1_instruction.json")[0]
+    query = create_query_source("stabletoolbench").load(".../G1_instruction.json")[0]
     handler = gateway.session(provider.toolset_for(query), query_id=query.query_id)
 """
 
@@ -11,6 +11,7 @@ from tools.gateway import GatewayConfig, GatewaySession, ToolGateway
 from tools.host_tools import HOST_TOOLS_URL, HostTool, HostToolServer, ToolArgumentError, ToolReportedError
 from tools.mcp_tools import McpOptions, McpServerSpec, McpToolsProvider
 from tools.openapi import EndpointToolProvider, OpenApiOptions, OpenApiProvider
+from tools.queries import QuerySource, create_query_source, query_sources, register_query_source
 from tools.registry import available_providers, create_provider, register_provider
 from tools.response_cache import ResponseCache, adapt_answer, cache_file_parts, standardize
 from tools.retrieval import ApiRetriever
@@ -38,12 +39,13 @@ __all__ = [
     "HostTool",
     "HostToolServer",
     "LlmSimulator",
-    "OpenApiOptions",
-    "OpenApiProvider",
     "McpOptions",
     "McpServerSpec",
     "McpToolsProvider",
+    "OpenApiOptions",
+    "OpenApiProvider",
     "Query",
+    "QuerySource",
     "ResponseCache",
     "Route",
     "SecretScrubber",
@@ -66,10 +68,13 @@ __all__ = [
     "available_providers",
     "cache_file_parts",
     "create_provider",
+    "create_query_source",
     "function_tool",
     "load_tmdb_spec",
     "load_tools_dir",
+    "query_sources",
     "register_provider",
+    "register_query_source",
     "render_docs",
     "resolve_target",
     "standardize",

@@ -12,7 +12,8 @@ import typer
 from codetool_kernel.errors import CodeToolError
 from codetool_kernel.logging import configure_logging
 from tools.simulators import LlmSimulator, Simulator, TemplateSimulator
-from tools.stabletoolbench import DEFAULT_PROMPT_URL, api_spec, read_queries
+from tools.stabletoolbench import DEFAULT_PROMPT_URL, api_spec
+from tools.stabletoolbench_queries import read_queries
 from tools.virtual_server import VirtualApiServer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="CodeTool tool sets and virtual API servers.")

@@ -13,7 +13,9 @@ from codetool_kernel.validation import describe_validation_error
 from tools.toolset import ToolProvider
 
 PROVIDERS: Registry[type[ToolProvider]] = Registry(
-    "tool provider", ("tools.stabletoolbench", "tools.tmdb", "tools.openapi", "tools.function_tools", "tools.mcp_tools")
+    "tool provider",
+    ("tools.stabletoolbench", "tools.tmdb", "tools.openapi", "tools.function_tools", "tools.mcp_tools"),
+    group="codetool.tool_providers",
 )
 register_provider = PROVIDERS.register
 M = TypeVar("M", bound=BaseModel)

@@ -29,6 +29,7 @@ from tools.response_cache import standardize
 from tools.retrieval import ApiRetriever
 from tools.secrets import SecretSlot
 from tools.simulators import LlmSimulator, Simulator, TemplateSimulator
+from tools.stabletoolbench_queries import StableToolBenchQueries, read_queries
 from tools.toolset import ApiParameter, ApiSpec, Query, Route, ToolProvider, ToolSet
 from tools.virtual_server import VirtualApiServer
 
@@ -109,20 +110,14 @@ class StableToolBenchProvider(ToolProvider):
             await self._simulator.aclose()
 
     def load_queries(self, path: str, ids: Sequence[str] | None = None, *, group: str | None = None) -> list[Query]:
-        """Queries of a group file, or of `<path>/<group>.json` when `path` is a folder."""
+        """Queries of a group file, or of `<path>/<group>.json` when `path` is a folder; their APIs
+        join the retrieval pool (when no `tools_dir` is given)."""
         file = Path(path)
         if file.is_dir():
             if not group:
                 raise ConfigError(f"{path} is a folder: name the group too (e.g. group='G1_instruction')")
             file = file / f"{group}.json"
-        queries = read_queries(file)
-        if ids is not None:
-            wanted = [str(i) for i in ids]
-            known = {q.query_id for q in queries}
-            missing = [i for i in wanted if i not in known]
-            if missing:
-                raise DataError(f"{file}: no query with id {', '.join(missing[:10])}")
-            queries = [q for q in queries if q.query_id in set(wanted)]
+        queries = StableToolBenchQueries().load(file, ids)
         if not self.options.tools_dir:
             for query in queries:
                 self._add_to_pool(self._specs(query))
@@ -280,29 +275,3 @@ def load_tools_dir(tools_dir: str | Path, prompt_url: str = DEFAULT_PROMPT_URL) 
         except (DataError, KeyError, TypeError, AttributeError) as exc:
             log.warning("skipping unreadable tool file", path=str(file), reason=str(exc)[:200])
     return apis
-
-
-def read_queries(path: Path) -> list[Query]:
-    if path.is_dir():
-        return [query for file in sorted(path.glob("*.json")) for query in read_queries(file)]
-    raw = read_json(path)
-    if not isinstance(raw, list):
-        raise DataError(f"{path}: expected a JSON list of queries, got {type(raw).__name__}")
-    queries = []
-    for index, entry in enumerate(raw):
-        if not isinstance(entry, Mapping) or "query" not in entry or "query_id" not in entry:
-            raise DataError(f"{path}: entry {index} lacks query/query_id")
-        api_list = entry.get("api_list")
-        if not isinstance(api_list, list):
-            raise DataError(f"{path}: query {entry['query_id']} has no api_list")
-        queries.append(
-            Query(
-                query_id=str(entry["query_id"]),
-                text=str(entry["query"]),
-                api_list=tuple(api_list),
-                relevant_apis=tuple(tuple(pair) for pair in entry.get("relevant APIs") or ()),
-                group=path.stem,
-                extra={"query_id": entry["query_id"]},
-            )
-        )
-    return queries

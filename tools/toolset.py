@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from codetool_kernel.lifecycle import AsyncLifecycle
+from tools.queries import Query, create_query_source
 from tools.secrets import SecretSlot
 
 
@@ -104,27 +105,11 @@ class ToolSet(BaseModel):
         return None
 
 
-class Query(BaseModel):
-    """A user query, possibly from a benchmark file with its API list and gold answers."""
-
-    model_config = ConfigDict(frozen=True)
-
-    query_id: str
-    text: str
-    api_list: tuple[Any, ...] | None = None
-    """Benchmark-given candidate APIs (StableToolBench dicts or TMDB endpoint names)."""
-    relevant_apis: tuple[Any, ...] = ()
-    gold_solution: tuple[str, ...] = ()
-    """TMDB's gold API sequence, for the correct-path metric."""
-    group: str | None = None
-    extra: Mapping[str, Any] = Field(default_factory=dict)
-
-
 class ToolProvider(AsyncLifecycle, ABC):
     """Builds per-query `ToolSet`s and owns the servers they need (virtual APIs).
 
     Use it as an async context manager: `start` brings up embedded servers, `aclose`
-    stops them.
+    stops them. Reading benchmark queries is a query source's job (`tools.queries`).
     """
 
     name: str
@@ -133,9 +118,9 @@ class ToolProvider(AsyncLifecycle, ABC):
     def toolset_for(self, query: Query) -> ToolSet:
         """The tool set offered for `query` (its API list, or the retriever's top APIs)."""
 
-    @abstractmethod
     def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
-        """Read a benchmark query file (optionally only `ids`)."""
+        """Read a benchmark query file (optionally only `ids`) with the query source of this provider's name."""
+        return create_query_source(self.name).load(path, ids)
 
 
 _PLACEHOLDER = re.compile(r"\{[^{}/]+\}")

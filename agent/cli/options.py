@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from agent.config import AgentConfig, load_config
+from agent.search import check_search
 from codetool_kernel.paths import check_input
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (see README).")]
@@ -21,8 +22,14 @@ ModelOpt = Annotated[
 ]  # fmt: skip
 NOpt = Annotated[int | None, typer.Option("--n", help="Candidates sampled per step (paper: 2).")]
 DepthOpt = Annotated[int | None, typer.Option("--max-depth", help="Most steps per query (paper: 5).")]
-ModeOpt = Annotated[str | None, typer.Option("--mode", help="Selection policy: codetool, no-latent, no-spot, beam.")]
-BeamOpt = Annotated[int | None, typer.Option("--beam-width", help="Partial trajectories kept by --mode beam.")]
+StrategyOpt = Annotated[
+    str | None, typer.Option("--strategy", help="Search strategy: greedy (default), beam, tree, or a plug-in's.")
+]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option("--mode", help="Selection rule: codetool, no-latent, no-spot, or a plug-in's (beam: deprecated, --strategy beam)."),
+]
+BeamOpt = Annotated[int | None, typer.Option("--beam-width", help="Partial trajectories kept by --strategy beam.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the selection policy's randomness.")]
 SandboxOpt = Annotated[str | None, typer.Option("--sandbox", help="Sandbox backend: restricted, process, docker.")]
 TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Seconds one execution may take.")]
@@ -82,6 +89,7 @@ def build_config(
     model: str | None = None,
     n: int | None = None,
     max_depth: int | None = None,
+    strategy: str | None = None,
     mode: str | None = None,
     beam_width: int | None = None,
     seed: int | None = None,
@@ -115,6 +123,7 @@ def build_config(
     put("llm", "model", model)
     put("search", "n", n)
     put("search", "max_depth", max_depth)
+    put("search", "strategy", strategy)
     put("search", "mode", mode)
     put("search", "beam_width", beam_width)
     put("search", "seed", seed)
@@ -136,4 +145,6 @@ def build_config(
         overrides.setdefault("sandbox", {})["limits"] = {"timeout_s": timeout}
     if sandbox_pool is not None:
         overrides.setdefault("sandbox", {})["options"] = {"pool_size": sandbox_pool}
-    return load_config(config_file, overrides)
+    config = load_config(config_file, overrides)
+    check_search(config.search)
+    return config

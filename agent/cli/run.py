@@ -36,6 +36,7 @@ from agent.cli.options import (
     SandboxPoolOpt,
     SeedOpt,
     SpecOpt,
+    StrategyOpt,
     TimeoutOpt,
     ToolConcurrencyOpt,
     ToolsDirOpt,
@@ -115,6 +116,7 @@ def run_command(
     model: ModelOpt = None,
     n: NOpt = None,
     max_depth: DepthOpt = None,
+    strategy: StrategyOpt = None,
     mode: ModeOpt = None,
     beam_width: BeamOpt = None,
     seed: SeedOpt = None,
@@ -152,7 +154,7 @@ def run_command(
     problems: list[str] = []
     try:
         agent_config = build_config(
-            config, base_url=base_url, model=model, n=n, max_depth=max_depth, mode=mode, beam_width=beam_width,
+            config, base_url=base_url, model=model, n=n, max_depth=max_depth, strategy=strategy, mode=mode, beam_width=beam_width,
             seed=seed, sandbox=sandbox, timeout=timeout, rm_url=rm_url, rm_protocol=rm_protocol, rm_model=rm_model, llm_timeout=llm_timeout,
             llm_retries=llm_retries, llm_concurrency=llm_concurrency, prm_timeout=prm_timeout,
             prm_retries=prm_retries, prm_concurrency=prm_concurrency, tool_concurrency=tool_concurrency,

@@ -70,7 +70,9 @@ class PolicyModel(Protocol):
 
 
 POLICY_MODELS: Registry[type[PolicyModel]] = Registry(
-    "policy model backend", builtin_modules=("agent.llm", "agent.policy.hf", "agent.policy.vllm")
+    "policy model backend",
+    builtin_modules=("agent.llm", "agent.policy.hf", "agent.policy.vllm"),
+    group="codetool.policy_models",
 )
 register_policy_model = POLICY_MODELS.register
 

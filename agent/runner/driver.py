@@ -22,7 +22,6 @@ from agent.runner.queries import select_queries
 from agent.runner.repair import check_audit, rebuild_audit, set_aside
 from agent.runner.settings import RunSettings
 from agent.runner.stats import RunStats
-from agent.toolsets import open_provider
 from codetool_kernel.aio import run_interruptible
 from codetool_kernel.dirlock import DirectoryLock
 from codetool_kernel.errors import DataError
@@ -127,7 +126,7 @@ def plan_run(
 
 def chosen_queries(settings: RunSettings) -> list[Query]:
     """The queries `settings` select (a `DataError` when none)."""
-    queries = select_queries(settings, open_provider(settings.toolset))
+    queries = select_queries(settings)
     if not queries:
         raise DataError(f"no queries selected from {settings.data}")
     return queries

@@ -90,7 +90,7 @@ async def run_shard(
     async with AsyncExitStack() as stack:
         provider = await stack.enter_async_context(open_provider(replace(settings.toolset, sources=config.tools)))
         shard = settings.model_copy(update={"query_ids": tuple(query_ids), "limit": None})
-        queries = await asyncio.to_thread(select_queries, shard, provider)
+        queries = await asyncio.to_thread(select_queries, shard)
         llm = await open_policy_model(stack, config.llm, endpoints=settings.endpoints)
         agent = await stack.enter_async_context(CodeToolAgent(config, llm=llm, run_id=run_id, attempt=attempt))
         outcome = await _Shard(settings, sink or RunLayout(settings.out), agent, provider, observer).run(queries)

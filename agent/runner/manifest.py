@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.config import AgentConfig, config_summary
+from agent.config import LEGACY_BEAM_MODE, AgentConfig, SearchConfig, config_summary
 from agent.policy import choose_policy, policy_model_name
 from agent.runner.queries import group_of
 from agent.runner.settings import RunSettings
@@ -38,14 +38,29 @@ def versions() -> dict[str, str]:
 
 
 def identity(settings: RunSettings, config: AgentConfig) -> dict[str, Any]:
-    """What must stay the same for a run to be resumed: data, benchmark, model and search settings."""
-    return {
+    """What must stay the same for a run to be resumed: data, benchmark, model, search settings and prompts."""
+    found = {
         "benchmark": settings.benchmark,
         "data": str(settings.data.resolve()),
         "filtered": settings.filtered,
         "model": policy_model_name(config.llm, settings.endpoints),
-        "search": config.search.model_dump(mode="json"),
+        "search": search_identity(config.search),
     }
+    prompts = config.prompts.model_dump(exclude_none=True)
+    return {**found, "prompts": prompts} if prompts else found
+
+
+def search_identity(search: SearchConfig) -> dict[str, Any]:
+    """The search settings in the form runs recorded before strategies and rules were apart.
+
+    Greedy search records no strategy and beam search with the codetool rule records mode `beam`,
+    so that run directories from then resume, and one search is always recorded one way.
+    """
+    data = search.model_dump(mode="json", exclude={"strategy"})
+    data["mode"] = LEGACY_BEAM_MODE if search.label == LEGACY_BEAM_MODE else search.selection_rule
+    if search.search_strategy != "greedy" and search.label != LEGACY_BEAM_MODE:
+        data["strategy"] = search.search_strategy
+    return data
 
 
 def query_entries(settings: RunSettings, queries: list[Query]) -> list[dict[str, Any]]:
@@ -122,7 +137,9 @@ def close_session(manifest: dict[str, Any], status: str, summary: dict[str, Any]
 
 def _mismatch(settings: RunSettings, old: dict[str, Any], new: dict[str, Any]) -> str:
     differing = sorted(key for key in new.keys() | old.keys() if old.get(key) != new.get(key))
-    details = ", ".join(f"{key} was {old.get(key)!r}" for key in differing if key != "search")
+    details = ", ".join(f"{key} was {old.get(key)!r}" for key in differing if key not in ("search", "prompts"))
+    if "prompts" in differing:
+        details = ", ".join(filter(None, [details, "the prompt templates differed"]))
     if "search" in differing:
         details = ", ".join(filter(None, [details, f"search settings were {old.get('search')}"]))
     return (

@@ -8,26 +8,24 @@ from pathlib import Path
 from agent.runner.layout import check_query_id
 from agent.runner.settings import RunSettings
 from codetool_kernel.errors import ConfigError, DataError
-from tools.toolset import Query, ToolProvider
-
-TEST_FOLDER = "test_instruction"
-FILTERED_FOLDER = "filter_test_instruction"
+from tools.queries import Query, QuerySource, create_query_source
 
 
-def select_queries(settings: RunSettings, provider: ToolProvider) -> list[Query]:
-    """The run's queries, group by group in file order, after `query_ids` and `limit`."""
-    if settings.benchmark == "tmdb":
-        if settings.groups:
-            raise ConfigError("--group applies to StableToolBench only; a TMDB query file is one group")
-        groups = [provider.load_queries(str(settings.data))]
-    elif settings.data.is_dir():
-        groups = _stabletoolbench_groups(settings, provider)
+def select_queries(settings: RunSettings) -> list[Query]:
+    """The run's queries, group by group in file order, after `query_ids` and `limit`.
+
+    The benchmark's query source reads them: from the group files of a benchmark folder (the
+    groups named in `settings.groups`), or from one query file, which is one group.
+    """
+    source = create_query_source(settings.benchmark)
+    if settings.data.is_dir():
+        groups = _named_groups(source, settings)
     else:
-        queries = provider.load_queries(str(settings.data))
-        stem = settings.data.stem
-        if settings.groups and settings.groups != (stem,):
+        queries = source.read(settings.data)
+        names = sorted({query.group or settings.data.stem for query in queries}) or [settings.data.stem]
+        if settings.groups and list(settings.groups) != names:
             raise ConfigError(
-                f"--data {settings.data} is the query file of group {stem}; drop --group or name that one"
+                f"--data {settings.data} is the query file of group {', '.join(names)}; drop --group or name that one"
             )
         groups = [queries]
     if settings.query_ids:
@@ -48,17 +46,15 @@ def select_queries(settings: RunSettings, provider: ToolProvider) -> list[Query]
     return selected
 
 
-def _stabletoolbench_groups(settings: RunSettings, provider: ToolProvider) -> list[list[Query]]:
-    folder = settings.data / (FILTERED_FOLDER if settings.filtered else TEST_FOLDER)
-    if not folder.is_dir():
-        raise DataError(f"{folder} does not exist: --data must be laid out like StableToolBench ({TEST_FOLDER}/G.json)")
-    available = sorted(path.stem for path in folder.glob("*.json"))
+def _named_groups(source: QuerySource, settings: RunSettings) -> list[list[Query]]:
+    files = source.group_files(settings.data, filtered=settings.filtered)
+    available = sorted(files)
     if not settings.groups:
         raise ConfigError(f"name the group(s) to run with --group: {', '.join(available)}")
-    unknown = [group for group in settings.groups if group not in available]
+    unknown = [group for group in settings.groups if group not in files]
     if unknown:
-        raise ConfigError(f"no group {', '.join(unknown)} in {folder}; choose from {', '.join(available)}")
-    return [provider.load_queries(str(folder), group=group) for group in settings.groups]  # type: ignore[call-arg]
+        raise ConfigError(f"no group {', '.join(unknown)} in {settings.data}; choose from {', '.join(available)}")
+    return [source.read(files[group]) for group in settings.groups]
 
 
 def group_of(query: Query, settings: RunSettings) -> str:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from agent.toolsets import ToolsetChoice
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.validation import FrozenModel, describe_validation_error
+from tools.queries import QUERY_SOURCES
 
-Benchmark = Literal["stabletoolbench", "tmdb"]
 Executor = Literal["local", "ray"]
 
 
@@ -30,7 +30,8 @@ class Price(FrozenModel):
 class RunSettings(FrozenModel):
     """Which queries a run solves, where it writes, and how it spreads the work."""
 
-    benchmark: Benchmark
+    benchmark: str
+    """The benchmark: a registered query source (`tools.register_query_source`), and the tool provider of that name."""
     data: Path
     """A StableToolBench query folder (with `test_instruction/`...), or one query file."""
     out: Path
@@ -58,6 +59,15 @@ class RunSettings(FrozenModel):
     workers: int | None = Field(None, gt=0)
     """Ray shards (default: the cluster's CPUs)."""
     progress: bool = True
+
+    @field_validator("benchmark")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        try:
+            QUERY_SOURCES.get(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return name
 
     @property
     def toolset(self) -> ToolsetChoice:

@@ -48,7 +48,7 @@ class Scorer(AsyncLifecycle, ABC):
         return {"requests": self._requests, "items": self._items}
 
 
-SCORERS: Registry[type[Scorer]] = Registry("scorer backend")
+SCORERS: Registry[type[Scorer]] = Registry("scorer backend", group="codetool.scorers")
 register_scorer = SCORERS.register
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from agent import CodeToolAgent, QueryFailed
+from agent.search import search_strategies
 from agent.selection import create_selector, selection_modes
 from agent.trajectory import StepNode
 from codetool_kernel.errors import ConfigError
@@ -29,8 +30,9 @@ def _node(path: str, r_spot: float, r_lat: float | None = None) -> StepNode:
     return StepNode(path=path, depth=1, index=int(path.rsplit("-", 1)[1]), completion="", content="", r_spot=r_spot, r_lat=r_lat)
 
 
-def test_the_four_modes_are_registered():
-    assert selection_modes() == ["beam", "codetool", "no-latent", "no-spot"]
+def test_the_three_rules_and_three_strategies_are_registered():
+    assert selection_modes() == ["codetool", "no-latent", "no-spot"]
+    assert {"beam", "greedy", "tree"} <= set(search_strategies()), "tests elsewhere register strategies of their own"
 
 
 def test_codetool_sums_and_ties_go_first():

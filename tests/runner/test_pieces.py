@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agent.runner import RunLayout, RunSettings, load_prices, percentile, select_queries
 from agent.runner.layout import check_query_id
 from agent.runner.ray_executor import shard_ids
 from codetool_kernel.errors import ConfigError, DataError
 from tests.runner.scenario import STB_DATA, TMDB_QUERIES, TMDB_SPEC
-from tools import create_provider
 
 
 def stb_settings(tmp_path: Path, **fields) -> RunSettings:
@@ -20,12 +20,11 @@ def stb_settings(tmp_path: Path, **fields) -> RunSettings:
 
 
 def test_groups_ids_and_limit_select_in_file_order(tmp_path):
-    provider = create_provider("stabletoolbench")
     settings = stb_settings(tmp_path, groups=("G1_instruction", "G2_category"), filtered=True, limit=2)
-    selected = select_queries(settings, provider)
+    selected = select_queries(settings)
     assert [(q.group, q.query_id) for q in selected][:2] == [("G1_instruction", "588"), ("G1_instruction", "608")]
     assert [q.group for q in selected] == ["G1_instruction"] * 2 + ["G2_category"] * 2
-    only = select_queries(stb_settings(tmp_path, groups=("G1_instruction",), query_ids=("1073",)), provider)
+    only = select_queries(stb_settings(tmp_path, groups=("G1_instruction",), query_ids=("1073",)))
     assert [q.query_id for q in only] == ["1073"]
 
 
@@ -37,22 +36,21 @@ def test_repeated_ids_across_groups_are_refused(tmp_path):
         (folder / f"{group}.json").write_text(json.dumps([query]))
     settings = RunSettings(benchmark="stabletoolbench", data=tmp_path / "data", out=tmp_path, groups=("A", "B"))
     with pytest.raises(DataError, match="repeat across the selected groups: 588"):
-        select_queries(settings, create_provider("stabletoolbench"))
+        select_queries(settings)
 
 
 def test_a_query_file_is_its_own_group(tmp_path):
     file = STB_DATA / "filter_test_instruction" / "G1_tool.json"
-    provider = create_provider("stabletoolbench")
     assert {
-        q.group for q in select_queries(RunSettings(benchmark="stabletoolbench", data=file, out=tmp_path), provider)
+        q.group for q in select_queries(RunSettings(benchmark="stabletoolbench", data=file, out=tmp_path))
     } == {"G1_tool"}
     with pytest.raises(ConfigError, match="group G1_tool"):
         select_queries(
-            RunSettings(benchmark="stabletoolbench", data=file, out=tmp_path, groups=("G2_category",)), provider
+            RunSettings(benchmark="stabletoolbench", data=file, out=tmp_path, groups=("G2_category",))
         )
     tmdb = RunSettings(benchmark="tmdb", data=TMDB_QUERIES, spec=TMDB_SPEC, out=tmp_path, groups=("x",))
-    with pytest.raises(ConfigError, match="StableToolBench only"):
-        select_queries(tmdb, create_provider("tmdb", spec_path=str(TMDB_SPEC)))
+    with pytest.raises(ConfigError, match="query file of group tmdb; drop --group"):
+        select_queries(tmdb)
 
 
 @pytest.mark.parametrize("query_id", ["../etc", "a/b", "", ".hidden", "x" * 200])
@@ -93,3 +91,17 @@ def test_prepare_removes_temporary_files_left_by_a_killed_writer(tmp_path):
     assert not stale.exists()
     scan = layout.scan(["588", "608"])
     assert scan.finished == {} and "588.json: not valid JSON" in scan.corrupt["588"]
+
+
+def test_the_benchmark_is_a_registered_query_source(tmp_path):
+    with pytest.raises(ValidationError, match="unknown query source 'nope'; choose one of") as info:
+        RunSettings(benchmark="nope", data=TMDB_QUERIES, out=tmp_path)
+    assert "stabletoolbench" in str(info.value) and "tmdb" in str(info.value)
+
+
+def test_a_tmdb_folder_holds_a_query_file_per_run(tmp_path):
+    folder = tmp_path / "tmdb"
+    folder.mkdir()
+    (folder / "part.json").write_text(TMDB_QUERIES.read_text())
+    settings = RunSettings(benchmark="tmdb", data=folder, out=tmp_path, groups=("part",), limit=2)
+    assert [q.query_id for q in select_queries(settings)] == ["q0", "q1"]

@@ -8,13 +8,13 @@ masked presets (`headers`, and `auth_params` when a secret goes in the query str
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from codetool_kernel.errors import DataError
-from codetool_kernel.files import read_json
 from tools.api_docs import render_docs
 from tools.openapi.security import Credentials
+from tools.queries import create_query_source
 from tools.retrieval import ApiRetriever
 from tools.toolset import ApiSpec, Query, Route, ToolProvider, ToolSet
 
@@ -88,28 +88,7 @@ class EndpointToolProvider(ToolProvider):
         )
 
     def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
-        """A RestBench-style JSON list: `{"qid", "query", "api_list" (endpoint names), "solution", "url"}` each."""
-        raw = read_json(path)
-        if not isinstance(raw, list):
-            raise DataError(f"{path}: expected a JSON list of queries, got {type(raw).__name__}")
-        queries = []
-        for index, entry in enumerate(raw):
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("query"), str):
-                raise DataError(f"{path}: entry {index} has no query text")
-            queries.append(
-                Query(
-                    query_id=str(entry.get("qid", f"q{index}")),
-                    text=entry["query"],
-                    api_list=tuple(entry.get("api_list") or ()) or None,
-                    gold_solution=tuple(entry.get("solution") or ()),
-                    group=self.toolset_name,
-                    extra={"gold_urls": tuple(entry.get("url") or ())},
-                )
-            )
-        if ids is None:
-            return queries
-        wanted = [str(i) for i in ids]
-        missing = sorted(set(wanted) - {q.query_id for q in queries})
-        if missing:
-            raise DataError(f"{path}: no query with id {', '.join(missing[:10])}")
-        return [q for q in queries if q.query_id in set(wanted)]
+        """A RestBench-style JSON list (`{"qid", "query", "api_list" (endpoint names), "solution", "url"}` each),
+        read as TMDB's query source reads it, in this tool set's group."""
+        queries = create_query_source("tmdb").load(path, ids)
+        return [query.model_copy(update={"group": self.toolset_name}) for query in queries]

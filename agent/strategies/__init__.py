@@ -1,0 +1,1 @@
+"""The built-in search strategies, one module each: `greedy`, `beam`, `tree` (see `agent.search`)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from agent.config import ToolSourcesConfig
 from codetool_kernel.errors import ConfigError
@@ -71,14 +70,7 @@ def combine(providers: list[ToolProvider]) -> ToolProvider:
 
 
 def _benchmark_provider(choice: ToolsetChoice, name: str) -> ToolProvider:
-    options: dict[str, Any] = {}
-    if name == "tmdb":
-        if choice.spec is not None:
-            options["spec_path"] = str(choice.spec)
-        if choice.cache is not None:
-            options["cache_dir"] = str(choice.cache)
-    elif name == "stabletoolbench":
-        for key, value in (("cache_dir", choice.cache), ("virtual_url", choice.virtual_url), ("tools_dir", choice.tools_dir)):
-            if value is not None:
-                options[key] = str(value)
-    return create_provider(name, **options)
+    """The provider registered as `name`, with the options the command line gave (one it does not take is
+    a one-line `ConfigError` from its options model)."""
+    given = {"spec_path": choice.spec, "cache_dir": choice.cache, "virtual_url": choice.virtual_url, "tools_dir": choice.tools_dir}
+    return create_provider(name, **{key: str(value) for key, value in given.items() if value is not None})

@@ -22,19 +22,17 @@ from agent.config import AgentConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.expansion import QueryRun
 from agent.policy import PolicyModel, policy_model_name
+from agent.reference_layout import exec_record, path_entry
 from agent.runtime import Runtime, open_runtime
 from agent.search import create_search_strategy
-from agent.trajectory import program_so_far
 from codetool_kernel.aio import gather_all
 from codetool_kernel.errors import CodeToolError, ConfigError, DataError
 from codetool_kernel.files import write_json_atomic
 from codetool_kernel.lifecycle import AsyncLifecycle
-from codetool_kernel.nodepaths import STATUS_OK, ancestors_of
+from codetool_kernel.nodepaths import STATUS_OK
 from rm.tree import (
     DFS_DIR,
     CollectedTree,
-    ExecRecord,
-    PathEntry,
     load_tree,
     path_order,
     query_file_stem,
@@ -226,30 +224,13 @@ def _write_failures(out: Path, failed: dict[str, str]) -> None:
 
 
 def _tree_record(run: QueryRun, config: AgentConfig, duration_s: float) -> CollectedTree:
-    nodes = {node.path: node for node in run.trajectory.nodes}
-    ordered = [nodes[path] for path in sorted(nodes, key=path_order)]
-    infer_path, exec_res = [], {}
-    for node in ordered:
-        chain = [nodes[path] for path in ancestors_of(node.path)]
-        infer_path.append(
-            PathEntry(
-                path_name=node.path,
-                content="".join(step.content for step in [*chain, node]),
-                is_leaf=node.is_leaf,
-                step_content=node.content,
-                has_code=bool(node.code),
-                finished=node.finished,
-            )
-        )
-        exec_res[node.path] = ExecRecord(
-            code=program_so_far(chain, node), res=node.output, status=node.status, step_code=node.code
-        )
+    ordered = sorted(run.trajectory.nodes, key=lambda node: path_order(node.path))
     return CollectedTree(
         q_id=run.trajectory.q_id,
         query=run.query.text,
         instruction=run.instruction,
-        infer_path=infer_path,
-        exec_res=exec_res,
+        infer_path=[path_entry(run.trajectory, node) for node in ordered],
+        exec_res={node.path: exec_record(run.trajectory, node) for node in ordered},
         toolset=run.toolset.name,
         api_docs=run.toolset.docs,
         model=policy_model_name(config.llm),

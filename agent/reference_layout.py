@@ -2,8 +2,8 @@
 
 Written beside our own fields:
 - `q_id`: the benchmark's own id (an int for StableToolBench);
-- `infer_path`: every explored node, `{path_name, content, is_leaf, chosen}`, where `content` is the
-  text of every step from the first down to this node; the nodes off the chosen path come first
+- `infer_path`: every explored node, `{path_name, content, is_leaf, chosen}` (and ours: `step_content`,
+  `has_code`, `finished`), where `content` is the text of every step from the first down to this node; the nodes off the chosen path come first
   and the chosen path last, in step order, so that the last entry is the chosen leaf;
 - `exec_res[path]`: `{code, res, status}` for every explored node, the chosen path first, with
   `code` the program that ran for the node (the replayed ancestors, then the step), `res` what it
@@ -21,41 +21,52 @@ from typing import TYPE_CHECKING, Any
 
 from agent.parsing import parse_step
 from codetool_kernel.nodepaths import is_legacy, own_step_text, parent_of, path_order, step_of, upgrade_path, wrote_step
+from rm.tree import ExecRecord, PathEntry
 
 if TYPE_CHECKING:
-    from agent.trajectory import Trajectory
+    from agent.trajectory import StepNode, Trajectory
 
 READ_NOTE = "read from the reference release's trajectory layout"
 
 
 def reference_part(trajectory: Trajectory) -> dict[str, Any]:
     """`q_id`, `infer_path`, `exec_res` and (when there is one) `answer`, as the reference writes them."""
-    from agent.trajectory import program_so_far
-
     chosen = set(trajectory.chosen_path)
     off_path = sorted((node for node in trajectory.nodes if node.path not in chosen), key=lambda n: path_order(n.path))
-    infer_path, exec_res = [], {}
-    for node in [*off_path, *trajectory.chosen_nodes()]:
-        chain = trajectory.ancestors(node)
-        infer_path.append(
-            {
-                "path_name": node.path,
-                "content": "".join(step.content for step in [*chain, node]),
-                "is_leaf": node.is_leaf,
-                "chosen": node.path in chosen,
-            }
-        )
-    for node in [*trajectory.chosen_nodes(), *off_path]:
-        exec_res[node.path] = {
-            "code": program_so_far(trajectory.ancestors(node), node),
-            "res": node.output,
-            "status": node.status,
-            "step_code": node.code,
-        }
+    infer_path = [
+        {**path_entry(trajectory, node).model_dump(mode="json"), "chosen": node.path in chosen}
+        for node in [*off_path, *trajectory.chosen_nodes()]
+    ]
+    exec_res = {
+        node.path: exec_record(trajectory, node).model_dump(mode="json")
+        for node in [*trajectory.chosen_nodes(), *off_path]
+    }
     part: dict[str, Any] = {"q_id": trajectory.q_id, "infer_path": infer_path, "exec_res": exec_res}
     if trajectory.final_answer is not None:
         part["answer"] = trajectory.final_answer
     return part
+
+
+def path_entry(trajectory: Trajectory, node: StepNode) -> PathEntry:
+    """`node` as an `infer_path` entry: `content` is every step's text from the first down to it."""
+    chain = trajectory.ancestors(node)
+    return PathEntry(
+        path_name=node.path,
+        content="".join(step.content for step in [*chain, node]),
+        is_leaf=node.is_leaf,
+        step_content=node.content,
+        has_code=bool(node.code),
+        finished=node.finished,
+    )
+
+
+def exec_record(trajectory: Trajectory, node: StepNode) -> ExecRecord:
+    """`exec_res[node.path]`: the program that ran for `node` (replayed ancestors, then its step), its output, status."""
+    from agent.trajectory import program_so_far
+
+    return ExecRecord(
+        code=program_so_far(trajectory.ancestors(node), node), res=node.output, status=node.status, step_code=node.code
+    )
 
 
 def upgrade_trajectory_data(data: Any) -> Any:

@@ -10,10 +10,11 @@ from agent.config import SearchConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.parsing import parse_step
 from agent.policy import PolicyModel, Usage
-from agent.prompts import BUILTIN_PROMPTS, PromptTemplates, StepTurn, step_stop
+from agent.prompts import BUILTIN_PROMPTS, PromptTemplates, step_stop
 from agent.trajectory import SamplingRecord, StepNode, Trajectory, replay_code
 from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE, child_path
 from codetool_kernel.protocol import Cell, ToolHandler
+from rm.prompt import PriorStep
 from sandbox.base import Sandbox
 from tools.toolset import Query, ToolSet
 
@@ -48,7 +49,7 @@ class StepExpander:
         """Sample and execute the children of the last node in `parents` (the root when empty)."""
         depth = len(parents) + 1
         parent = parents[-1] if parents else None
-        history = [StepTurn(node.content, node.output) for node in parents]
+        history = [PriorStep(node.content, node.output) for node in parents]
         messages = run.prompts.build_messages(run.instruction, run.query.text, history, self.search.feedback_chars)
         samples = await self.llm.sample(messages, n=n or self.search.n, stop=[step_stop(depth)])
         run.usage.add(samples.usage)

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agent.trajectory import StepNode
+from rm.scores import ScoreResult
 
-
-@dataclass(frozen=True)
-class LatentScore:
-    score: float
-    """r_lat in [0, 1]."""
-    logits: tuple[float, float] | None = None
-    """The raw (yes, no) logits behind the score, when the scorer has them."""
+LatentScore = ScoreResult
+"""r_lat of one candidate in [0, 1], with the (yes, no) logits behind it when the scorer has them
+(`LatentScore(0.9)`, `LatentScore.from_logits(2.1, -0.4)`); building one checks the numbers, so a
+scorer's NaN or 7.5 is a `RewardModelError`, never a reward."""
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,6 @@ def prm_conversations(context: ScoringContext, output_chars: int) -> list[Conver
     ]
 
 
-def latent_scores(results: list[ScoreResult]) -> list[LatentScore]:
-    return [LatentScore(result.score, result.logits) for result in results]
-
-
 def create_latent_scorer(config: RewardModelConfig) -> LatentScorer:
     """The scorer `config` names, not started: a PRM server at `rm.url`, or `rm.model` run in this process."""
     if config.url and config.model:
@@ -78,7 +74,7 @@ class PrmScorer(AsyncLifecycle):
 
     async def score(self, context: ScoringContext) -> list[LatentScore]:
         results = await self._ask(prm_conversations(context, self.config.output_chars))
-        return latent_scores(results)
+        return results
 
     async def _ask(self, conversations: list[Conversation]) -> list[ScoreResult]:
         if self.protocol == "generate":

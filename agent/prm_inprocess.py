@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from agent.config import RewardModelConfig
 from agent.latent import LatentScore, ScoringContext
-from agent.prm import latent_scores, prm_conversations
+from agent.prm import prm_conversations
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.lifecycle import AsyncLifecycle
 from codetool_kernel.validation import describe_validation_error
@@ -37,4 +37,4 @@ class InProcessPrmScorer(AsyncLifecycle):
         await self._scorer.aclose()
 
     async def score(self, context: ScoringContext) -> list[LatentScore]:
-        return latent_scores(await self._scorer.score(prm_conversations(context, self.config.output_chars)))
+        return await self._scorer.score(prm_conversations(context, self.config.output_chars))

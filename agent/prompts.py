@@ -15,6 +15,7 @@ from importlib import resources
 
 from codetool_kernel.errors import ConfigError
 from codetool_kernel.text import truncate
+from rm.prompt import PriorStep
 
 STEP_FINISHED = "[Step {k} Finished]"
 ALL_FINISHED = "[All Finished]"
@@ -55,14 +56,6 @@ def step_stop(step: int) -> str:
 
 
 @dataclass(frozen=True)
-class StepTurn:
-    """A chosen step as the policy wrote it and what it printed."""
-
-    content: str
-    output: str
-
-
-@dataclass(frozen=True)
 class PromptTemplates:
     """The three templates a policy is prompted with; None stands for the built-in one."""
 
@@ -86,7 +79,7 @@ class PromptTemplates:
         )
 
     def build_messages(
-        self, instruction: str, query: str, history: Sequence[StepTurn], feedback_chars: int
+        self, instruction: str, query: str, history: Sequence[PriorStep], feedback_chars: int
     ) -> list[dict[str, str]]:
         """The chat messages that ask for step `len(history) + 1`."""
         messages = [
@@ -117,7 +110,7 @@ def build_instruction(api_docs: str, usage_notes: str, feedback_chars: int) -> s
 
 
 def build_messages(
-    instruction: str, query: str, history: Sequence[StepTurn], feedback_chars: int
+    instruction: str, query: str, history: Sequence[PriorStep], feedback_chars: int
 ) -> list[dict[str, str]]:
     """The chat messages, from the built-in templates, that ask for step `len(history) + 1`."""
     return BUILTIN_PROMPTS.build_messages(instruction, query, history, feedback_chars)

@@ -19,9 +19,10 @@ import aiohttp
 from openai import AsyncOpenAI
 
 from agent.parsing import parse_step
-from agent.prompts import StepTurn, build_instruction, build_messages, step_stop
+from agent.prompts import build_instruction, build_messages, step_stop
 from agent.runner import RunSettings, percentile, select_queries
 from bench.throughput_servers import ModelServers
+from rm.prompt import PriorStep
 from tests.support.policies import STB_URL
 from tools.registry import create_provider
 
@@ -58,7 +59,7 @@ async def run_reference(args: argparse.Namespace, servers: ModelServers, count: 
             for query in queries:
                 toolset = provider.toolset_for(query)
                 instruction = build_instruction(toolset.docs, toolset.usage_notes, _FEEDBACK_CHARS)
-                history: list[StepTurn] = []
+                history: list[PriorStep] = []
                 chosen: list[str] = []
                 for depth in range(1, args.steps + 1):
                     messages = build_messages(instruction, query.text, history, _FEEDBACK_CHARS)
@@ -83,7 +84,7 @@ async def run_reference(args: argparse.Namespace, servers: ModelServers, count: 
                     assert best is not None
                     _, parsed, output = best
                     chosen.append(parsed.code)
-                    history.append(StepTurn(parsed.text, output))
+                    history.append(PriorStep(parsed.text, output))
                     if parsed.finished:
                         break
     return {"stages": {name: percentiles_ms(values) for name, values in (("llm", llm_s), ("sandbox", exec_s), ("prm", prm_s))}}

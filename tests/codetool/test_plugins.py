@@ -410,3 +410,9 @@ async def test_a_bad_prompt_template_is_one_line_before_any_request(weather_api:
             )  # fmt: skip
     assert "prompts.task" in str(info.value) and says in str(info.value) and "\n" not in str(info.value)
     assert stub.requests == []
+
+
+@pytest.mark.parametrize("bad", [7.5, -0.1, float("nan")])
+def test_a_user_scorer_cannot_hand_back_a_score_that_is_not_a_probability(bad: float) -> None:
+    with pytest.raises(codetool.RewardModelError):
+        codetool.LatentScore(bad)

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig
 from agent.events import Event, QueryFinished, QueryStarted
@@ -23,6 +24,9 @@ from codetool_kernel.lifecycle import AsyncLifecycle
 from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
+
+if TYPE_CHECKING:
+    from sandbox.audit import AuditWriter
 
 _STREAM_BUFFER = 256
 
@@ -41,7 +45,8 @@ class CodeToolAgent(AsyncLifecycle):
     Use as `async with CodeToolAgent(config) as agent: trajectory = await agent.solve(query, toolset)`.
     Calling `solve` on an agent that was not entered starts and stops its resources around
     that one call. Resources passed in (sandbox, gateway, LLM client, scorer) are used as
-    they are and left open; the ones the agent creates itself it also closes.
+    they are and left open; the ones the agent creates itself it also closes. `audit` takes the
+    records of the sandbox it creates instead of `config.audit_db` (a Ray worker relays them).
     """
 
     def __init__(
@@ -54,12 +59,14 @@ class CodeToolAgent(AsyncLifecycle):
         scorer: LatentScorer | None = None,
         run_id: str | None = None,
         attempt: int | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.config = config or AgentConfig()
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.attempt = attempt
         self._given = {"sandbox": sandbox, "gateway": gateway, "llm": llm}
         self._given_scorer = scorer
+        self._audit = audit
         self._runtime: Runtime | None = None
         self._scorer: LatentScorer | None = None
         self._stack: AsyncExitStack | None = None
@@ -68,7 +75,9 @@ class CodeToolAgent(AsyncLifecycle):
         if self._stack is not None:
             return
         async with AsyncExitStack() as stack:
-            runtime = await open_runtime(stack, self.config, run_id=self.run_id, attempt=self.attempt, **self._given)
+            runtime = await open_runtime(
+                stack, self.config, run_id=self.run_id, attempt=self.attempt, audit=self._audit, **self._given
+            )
             scorer = self._given_scorer
             if scorer is None and self._wants_prm():
                 from agent.prm import create_latent_scorer

@@ -14,7 +14,7 @@ from agent.policy.base import Message, Samples, register_policy_model
 from agent.policy.hf_writer import CausalLmWriter
 from codetool_kernel.errors import EndpointError
 from codetool_kernel.lifecycle import AsyncLifecycle
-from rm.errors import one_line
+from codetool_kernel.text import one_line
 
 
 @register_policy_model("hf")

@@ -13,7 +13,7 @@ from typing import Any
 from agent.config import LLMConfig
 from agent.policy.base import Message, Samples, Usage
 from codetool_kernel.errors import ConfigError
-from rm.errors import one_line
+from codetool_kernel.text import one_line
 
 
 def import_torch_transformers(backend: str) -> tuple[Any, Any]:

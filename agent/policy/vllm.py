@@ -16,7 +16,7 @@ from agent.policy.base import Message, Samples, Usage, register_policy_model
 from agent.policy.hf_writer import load_chat_tokenizer, render_chat
 from codetool_kernel.errors import ConfigError, EndpointError
 from codetool_kernel.lifecycle import AsyncLifecycle
-from rm.errors import one_line
+from codetool_kernel.text import one_line
 
 _NEEDS = "the vllm policy backend needs vllm and a CUDA GPU"
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,16 @@ from agent.config import AgentConfig, load_config
 from agent.runner import RunResult, RunSettings, load_trajectory, run_benchmark
 from sandbox.audit import AuditRecord, AuditStore
 from tests.runner import ray_guard
-from tests.runner.scenario import MODEL, REPO, STB_DATA, STB_GROUP, StubThread
+from tests.runner.scenario import (
+    MODEL,
+    REPO,
+    STB_DATA,
+    STB_GROUP,
+    StubThread,
+    finish,
+    python_module,
+    write_agent_config,
+)
 from tests.support.policies import STB_URL, stb_key_from, step, step_of
 
 QUERIES = 4
@@ -38,6 +49,9 @@ class SimulatedCluster:
     """Where the runs are written: out of the workers' reach."""
     violations: Path
     worker_nodes: set[str]
+    address: str = ""
+    runtime_env: dict[str, Any] = field(default_factory=dict)
+    """The guard, for the workers of every job (`ray.init`, or a driver's `RAY_JOB_CONFIG_JSON_ENV_VAR`)."""
 
     def refused(self) -> list[str]:
         return [line for path in sorted(self.violations.iterdir()) for line in path.read_text().splitlines()]
@@ -61,21 +75,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedClust
         ray_guard.HOMES_ENV: str(tmp_path_factory.mktemp("worker-homes")),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
+    runtime_env = {"worker_process_setup_hook": "tests.runner.ray_guard.install", "env_vars": env}
     simulated = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     try:
         nodes = [simulated.add_node(num_cpus=1) for _ in range(2)]
         simulated.wait_for_nodes()
-        ray.init(
-            address=simulated.address, log_to_driver=False,
-            runtime_env={"worker_process_setup_hook": "tests.runner.ray_guard.install", "env_vars": env},
-        )  # fmt: skip
+        ray.init(address=simulated.address, log_to_driver=False, runtime_env=runtime_env)
         probe = driver_side / "probe.txt"
         probe.write_text("driver only")
         assert ray.get(_reach.remote(str(probe)), timeout=120).startswith("refused:"), "the guard is not in force"
         assert any(str(probe) in line for line in SimulatedCluster(driver_side, violations, set()).refused())
         for note in violations.iterdir():
             note.unlink()
-        yield SimulatedCluster(driver_side, violations, {node.node_id for node in nodes})
+        yield SimulatedCluster(driver_side, violations, {node.node_id for node in nodes}, simulated.address, runtime_env)
     finally:
         ray.shutdown()
         simulated.shutdown()
@@ -88,15 +100,21 @@ def stb_queries() -> list[dict[str, Any]]:
 class CallThenAnswer:
     """Step 1 calls the query's first API through the virtual server; step 2 answers (or fails, for `failing`)."""
 
-    def __init__(self, failing: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, failing: set[str] = frozenset(), held: str | None = None) -> None:  # type: ignore[assignment]
         self.queries = {query["query"]: query for query in stb_queries()}
         self.failing = set(failing)
         self.lock = threading.Lock()
+        self.held = held
+        """Its step 2 waits for `release` (the run is interrupted meanwhile)."""
+        self.reached, self.release = threading.Event(), threading.Event()
 
     def __call__(self, body: dict[str, Any]) -> list[str]:
         asked = next(m["content"] for m in body["messages"] if m["role"] == "user")
         query = next(query for text, query in self.queries.items() if text in asked)
         if step_of(body) >= 2:
+            if str(query["query_id"]) == self.held and not self.release.is_set():
+                self.reached.set()
+                self.release.wait(120)
             with self.lock:
                 if str(query["query_id"]) in self.failing:
                     raise RuntimeError("scripted endpoint failure")
@@ -200,4 +218,42 @@ def test_the_error_budget_is_the_runs_across_workers_and_the_run_resumes(cluster
     later = rows[len(first_rows) :]
     assert {row.attempt for row in later} == {2}
     assert sorted((row.query_id, row.node) for row in later) == sorted(executed_nodes(out))
+    assert cluster.refused() == []
+
+
+def test_an_interrupted_driver_keeps_what_the_workers_did_and_resumes(cluster: SimulatedCluster):
+    out = cluster.driver_side / "interrupted"
+    ids = [str(query["query_id"]) for query in stb_queries()]
+    policy = CallThenAnswer(held=ids[0])
+    config = write_agent_config(cluster.driver_side.parent)
+    env = {"RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps({"runtime_env": cluster.runtime_env})}
+    with StubThread(policy) as stub:
+        args = ["run", "--benchmark", "stabletoolbench", "--data", str(STB_DATA), "--group", STB_GROUP, "--filtered",
+                "--limit", str(QUERIES), "--out", str(out), "--base-url", stub.base_url, "--model", MODEL,
+                "--config", str(config), "--max-depth", "3", "--n", "1", "--no-progress", "--executor", "ray",
+                "--address", cluster.address, "--workers", "2", "--concurrency", "2"]  # fmt: skip
+        driver = python_module("agent", *args, env=env)
+        try:
+            assert policy.reached.wait(180), "the held query never reached its second step"
+            deadline = time.monotonic() + 120
+            while len(list((out / "trajectories").glob("*.json"))) < QUERIES - 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            driver.send_signal(signal.SIGINT)
+        code, _, stderr = finish(driver)
+        kept = sorted(path.stem for path in (out / "trajectories").iterdir())
+        first_rows = audit_rows(out)
+        policy.release.set()
+        resumed = finish(python_module("agent", *args, env=env))
+
+    assert code == 130, stderr
+    assert kept == sorted(ids[1:]) and not any((out / "failures").iterdir()), "the held query is pending, not failed"
+    held_rows = [(row.node, row.attempt) for row in first_rows if row.query_id == ids[0]]
+    assert held_rows == [("1-1", 1)], "the held query's first step ran before the stop and its record was kept"
+    assert resumed[0] == 0, resumed[2]
+    sessions = json.loads((out / "run.json").read_text())["sessions"]
+    assert [session["status"] for session in sessions] == ["interrupted", "completed"]
+    assert sorted(path.stem for path in (out / "trajectories").iterdir()) == sorted(ids)
+    rows = audit_rows(out)
+    assert sorted((row.query_id, row.node) for row in rows if row.attempt == 2) == [(ids[0], "1-1"), (ids[0], "1-1-1")]
     assert cluster.refused() == []

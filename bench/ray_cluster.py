@@ -10,7 +10,9 @@ through the scripted model servers of `bench/throughput_servers.py`) are solved 
 - ray (warm): the same again into a fresh run directory, the job's workers already up.
 
 Every result and audit record of the ray runs travels back to this process, which alone writes
-the run directories. Cluster start-up is reported apart.
+the run directories. Cluster start-up is reported apart; `slowest shard` is the longest time a
+worker spent in its shard (`run.json` keeps each shard's `seconds`), `outside` the rest of the wall
+time (task start, shipping, the driver's writes and its polling).
 
     python bench/ray_cluster.py [--queries 16] [--nodes 2] [--node-cpus 1] [--concurrency 4]
         [--latency 0.2] [--prm-latency 0.05] [--json-out FILE]
@@ -61,8 +63,11 @@ def one_run(args: argparse.Namespace, servers: ModelServers, out: Path, executor
         raise RuntimeError(f"{executor}: {result.summary['finished']}/{args.queries} finished")
     with sqlite3.connect(out / "audit.sqlite") as db:
         executions = db.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+    shards = result.summary["shards"]
+    in_shards = max((shard["seconds"] for shard in shards), default=wall) if ray else wall
     return {"wall_s": wall, "queries_per_s": args.queries / wall, "executions": executions,
-            "nodes": sorted({shard.get("node") or "driver" for shard in result.summary["shards"]})}  # fmt: skip
+            "slowest_shard_s": in_shards, "outside_shards_s": wall - in_shards,
+            "nodes": sorted({shard.get("node") or "driver" for shard in shards})}  # fmt: skip
 
 
 def main() -> None:
@@ -95,11 +100,11 @@ def main() -> None:
     print(f"{args.queries} queries, {args.nodes} nodes x {args.concurrency} in flight, "
           f"{args.latency:.2f} s per completion, {args.prm_latency:.2f} s per PRM batch, n={args.n}; "
           f"cluster start {report['cluster_start_s']:.1f} s")  # fmt: skip
-    print(f"{'run':<12} {'wall':>8} {'q/s':>6} {'vs local':>9} {'executions':>10}  nodes")
+    print(f"{'run':<12} {'wall':>8} {'q/s':>6} {'vs local':>9} {'slowest shard':>14} {'outside':>8} {'executions':>10}  nodes")
     for name, row in report["rows"].items():
         row["vs_local"] = row["wall_s"] / local
         print(f"{name:<12} {row['wall_s']:>7.1f}s {row['queries_per_s']:>6.2f} {row['vs_local']:>8.2f}x "
-              f"{row['executions']:>10}  {len(row['nodes'])}")  # fmt: skip
+              f"{row['slowest_shard_s']:>13.1f}s {row['outside_shards_s']:>7.1f}s {row['executions']:>10}  {len(row['nodes'])}")  # fmt: skip
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 

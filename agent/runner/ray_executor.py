@@ -139,6 +139,7 @@ def solve_shard(payload: dict[str, Any], queue: Any, control: Any) -> dict[str, 
     audited = config.audit_db is not None
     config = config.model_copy(update={"audit_db": None, "audit_jsonl": None})  # the driver writes them
     channel = WorkerChannel(queue)
+    started = time.perf_counter()
     try:
         outcome = asyncio.run(
             run_shard(
@@ -148,7 +149,7 @@ def solve_shard(payload: dict[str, Any], queue: Any, control: Any) -> dict[str, 
         )  # fmt: skip
     finally:
         channel.close()
-    outcome.worker["node"] = ray.get_runtime_context().get_node_id()
+    outcome.worker.update(node=ray.get_runtime_context().get_node_id(), seconds=round(time.perf_counter() - started, 3))
     return outcome.as_dict()
 
 

@@ -41,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 _ERROR_CHARS = 500
 _WATCH_S = 0.5
-"""How often a shard with a shared error budget asks whether the others spent it."""
+"""How often a shard with a shared budget asks whether to stop (budget spent elsewhere, or the driver stopping)."""
 
 
 class QueryObserver(Protocol):

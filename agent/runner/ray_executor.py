@@ -34,10 +34,10 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-_POLL_S = 0.5
-_QUEUE_ITEMS = 256
+_POLL_S = 0.25
+_QUEUE_ITEMS = 64
 """Messages the queue holds; a worker that gets this far ahead of the driver waits."""
-AUDIT_BATCH = 32
+AUDIT_BATCH = 16
 """Audit records a worker sends in one message, at most."""
 AUDIT_FLUSH_S = 1.0
 """A record waits at most this long for its batch to fill (checked as records come)."""

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -26,6 +27,9 @@ from sandbox.base import Sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
 
+if TYPE_CHECKING:
+    from sandbox.audit import AuditWriter
+
 _STREAM_BUFFER = 256
 log = structlog.get_logger(__name__)
 
@@ -44,7 +48,8 @@ class CodeToolAgent(AsyncLifecycle):
     Use as `async with CodeToolAgent(config) as agent: trajectory = await agent.solve(query, toolset)`.
     Calling `solve` on an agent that was not entered starts and stops its resources around
     that one call. Resources passed in (sandbox, gateway, LLM client, scorer) are used as
-    they are and left open; the ones the agent creates itself it also closes.
+    they are and left open; the ones the agent creates itself it also closes. `audit` takes the
+    records of the sandbox it creates instead of `config.audit_db` (a Ray worker relays them).
     """
 
     def __init__(
@@ -57,12 +62,14 @@ class CodeToolAgent(AsyncLifecycle):
         scorer: LatentScorer | None = None,
         run_id: str | None = None,
         attempt: int | None = None,
+        audit: AuditWriter | None = None,
     ) -> None:
         self.config = config or AgentConfig()
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.attempt = attempt
         self._given = {"sandbox": sandbox, "gateway": gateway, "llm": llm}
         self._given_scorer = scorer
+        self._audit = audit
         self._runtime: Runtime | None = None
         self._scorer: LatentScorer | None = None
         self._strategy: SearchStrategy | None = None
@@ -75,7 +82,9 @@ class CodeToolAgent(AsyncLifecycle):
             log.warning("search mode 'beam' is deprecated: use strategy beam (--strategy beam) with mode codetool")
         strategy = create_search_strategy(self.config.search.search_strategy, self.config.search)
         async with AsyncExitStack() as stack:
-            runtime = await open_runtime(stack, self.config, run_id=self.run_id, attempt=self.attempt, **self._given)
+            runtime = await open_runtime(
+                stack, self.config, run_id=self.run_id, attempt=self.attempt, audit=self._audit, **self._given
+            )
             scorer = self._given_scorer
             if scorer is None and self._wants_prm():
                 from agent.prm import create_latent_scorer

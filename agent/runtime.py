@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig
 from agent.expansion import EventSink, QueryRun, StepExpander
@@ -13,6 +14,9 @@ from agent.trajectory import Trajectory
 from sandbox.base import Sandbox, create_sandbox
 from tools.gateway import ToolGateway
 from tools.toolset import Query, ToolSet
+
+if TYPE_CHECKING:
+    from sandbox.audit import AuditWriter
 
 
 @dataclass(frozen=True)
@@ -66,20 +70,21 @@ async def open_runtime(
     sandbox: Sandbox | None = None,
     gateway: ToolGateway | None = None,
     attempt: int | None = None,
+    audit: AuditWriter | None = None,
 ) -> Runtime:
     """Use the services given, create the others from `config` and leave their closing to `stack`.
 
     With `config.audit_db` set, a created sandbox records every execution in that database,
-    marked with `attempt` (the session of a benchmark run).
+    marked with `attempt` (the session of a benchmark run); with `audit`, it gives them to that writer instead.
     """
     if sandbox is None:
         settings = config.sandbox
         backend = create_sandbox(settings.backend, settings.limits, **dict(settings.options))
-        if config.audit_db is not None:
+        if config.audit_db is not None or audit is not None:
             from sandbox.audit import AuditedSandbox
 
             backend = AuditedSandbox(
-                backend, config.audit_db, run_id=run_id, jsonl_path=config.audit_jsonl, attempt=attempt
+                backend, config.audit_db, run_id=run_id, jsonl_path=config.audit_jsonl, attempt=attempt, writer=audit
             )
         sandbox = await stack.enter_async_context(backend)
     if gateway is None:

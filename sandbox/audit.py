@@ -7,6 +7,9 @@ duration, peak memory, and every API call made through the gateway. Writes go th
 one thread of the wrapper's own, so the event loop never waits on the disk; the result is
 returned unchanged. A record that cannot be written is logged as an error and counted in
 `write_failures`; the execution itself is not failed for it.
+
+Where the records go is an `AuditWriter`: by default an `AuditLog` (the database and its
+JSON-lines mirror); a Ray worker passes one that relays them to the driver instead.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -34,7 +37,10 @@ JSONL_EVENT = "sandbox.execution"
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["AUDIT_DB_NAME", "AuditFilter", "AuditRecord", "AuditStore", "AuditedApiCall", "AuditedSandbox", "audit_record"]
+__all__ = [
+    "AUDIT_DB_NAME", "AuditFilter", "AuditLog", "AuditRecord", "AuditStore", "AuditWriter", "AuditedApiCall",
+    "AuditedSandbox", "audit_record",
+]  # fmt: skip
 
 
 class _AppendOnlyLines:
@@ -89,39 +95,30 @@ def audit_record(
     )
 
 
-class AuditedSandbox(Sandbox):
-    """A `Sandbox` that owns `inner` (starts and closes it) and audits each of its executions."""
+class AuditWriter(Protocol):
+    """Where an audited sandbox's records go; each method blocks (the sandbox calls it from its own thread)."""
 
-    name = "audited"
+    def open(self) -> None: ...
 
-    def __init__(
-        self,
-        inner: Sandbox,
-        db_path: str | os.PathLike[str],
-        *,
-        run_id: str | None = None,
-        jsonl_path: str | os.PathLike[str] | None = None,
-        attempt: int | None = None,
-    ) -> None:
-        super().__init__(inner.limits)
-        self.attempt = attempt
-        """The session of the run these executions belong to (`agent audit` shows the latest by default)."""
-        self.inner = inner
+    def write(self, record: AuditRecord) -> None:
+        """Keep `record`; an `OSError`, `CodeToolError` or `ValueError` counts as a write failure."""
+
+    def close(self) -> None: ...
+
+
+class AuditLog:
+    """The audit database at `db_path` (created if missing) and, with `jsonl_path`, its JSON-lines mirror."""
+
+    def __init__(self, db_path: str | os.PathLike[str], jsonl_path: str | os.PathLike[str] | None = None) -> None:
         self.db_path = db_path
         self.jsonl_path = jsonl_path
-        self.run_id = run_id
-        self.write_failures = 0
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codetool-audit")
         self._store: AuditStore | None = None
         self._lines: _AppendOnlyLines | None = None
         self._jsonl: Any = None
 
-    async def start(self) -> None:
-        if self._store is None:
-            await self._in_thread(self._open)
-        await self.inner.start()
-
-    def _open(self) -> None:
+    def open(self) -> None:
+        if self._store is not None:
+            return
         self._store = AuditStore(self.db_path, create=True)
         if self.jsonl_path is not None:
             self._lines = _AppendOnlyLines(self.jsonl_path)
@@ -131,6 +128,64 @@ class AuditedSandbox(Sandbox):
                 wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
             )
 
+    def write(self, record: AuditRecord) -> None:
+        if self._store is None:
+            raise SandboxError("the audit log is not open")
+        try:
+            execution_id = self._store.insert(record)
+        except sqlite3.Error as exc:
+            raise OSError(f"sqlite: {exc}") from None
+        if self._jsonl is not None:
+            self._jsonl.info(JSONL_EVENT, **record.model_copy(update={"id": execution_id}).model_dump(mode="json"))
+
+    def close(self) -> None:
+        store, self._store = self._store, None
+        lines, self._lines = self._lines, None
+        if store is not None:
+            store.close()
+        if lines is not None:
+            lines.close()
+
+
+class AuditedSandbox(Sandbox):
+    """A `Sandbox` that owns `inner` (starts and closes it) and audits each of its executions.
+
+    Records go to `writer`, or else to an `AuditLog` of `db_path` and `jsonl_path`.
+    """
+
+    name = "audited"
+
+    def __init__(
+        self,
+        inner: Sandbox,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        run_id: str | None = None,
+        jsonl_path: str | os.PathLike[str] | None = None,
+        attempt: int | None = None,
+        writer: AuditWriter | None = None,
+    ) -> None:
+        super().__init__(inner.limits)
+        self.attempt = attempt
+        """The session of the run these executions belong to (`agent audit` shows the latest by default)."""
+        self.inner = inner
+        if writer is None:
+            if db_path is None:
+                raise SandboxError("an audited sandbox needs a database path or a writer")
+            writer = AuditLog(db_path, jsonl_path)
+        self.writer = writer
+        self.db_path = db_path
+        self.run_id = run_id
+        self.write_failures = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codetool-audit")
+        self._opened = False
+
+    async def start(self) -> None:
+        if not self._opened:
+            await self._in_thread(self.writer.open)
+            self._opened = True
+        await self.inner.start()
+
     async def aclose(self) -> None:
         try:
             await self.inner.aclose()
@@ -139,12 +194,9 @@ class AuditedSandbox(Sandbox):
             self._thread.shutdown(wait=True)
 
     def _close(self) -> None:
-        store, self._store = self._store, None
-        lines, self._lines = self._lines, None
-        if store is not None:
-            store.close()
-        if lines is not None:
-            lines.close()
+        if self._opened:
+            self._opened = False
+            self.writer.close()
 
     async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
         started = datetime.now(timezone.utc)
@@ -166,14 +218,9 @@ class AuditedSandbox(Sandbox):
             log.error("cannot write the execution audit log", path=str(self.db_path), error=str(exc))
 
     def _write(self, record: AuditRecord) -> None:
-        if self._store is None:
+        if not self._opened:
             raise SandboxError("the audited sandbox is not started")
-        try:
-            execution_id = self._store.insert(record)
-        except sqlite3.Error as exc:
-            raise OSError(f"sqlite: {exc}") from None
-        if self._jsonl is not None:
-            self._jsonl.info(JSONL_EVENT, **record.model_copy(update={"id": execution_id}).model_dump(mode="json"))
+        self.writer.write(record)
 
     async def _in_thread(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)

@@ -36,7 +36,8 @@ class RunPlan:
     config: AgentConfig
     layout: RunLayout
     manifest: dict[str, Any]
-    pending: list[str]
+    pending: list[Query]
+    """The selected queries not finished yet, in order."""
     stats: RunStats
     corrupt: dict[str, str] = field(default_factory=dict)
     repaired: list[str] = field(default_factory=list)
@@ -119,7 +120,7 @@ def plan_run(
     stats = RunStats(total=len(queries))
     for trajectory in scan.finished.values():
         stats.absorb(trajectory, earlier=True)
-    pending = [query.query_id for query in queries if query.query_id not in scan.finished]
+    pending = [query for query in queries if query.query_id not in scan.finished]
     layout.write_manifest(manifest)
     return RunPlan(settings, config, layout, manifest, pending, stats, scan.corrupt, repaired)
 

@@ -1,10 +1,11 @@
 """The async runner of one shard of a run: many queries in flight over one shared agent.
 
 Both executors run this: `local` in the driver process over every pending query, `ray` in
-each worker over its share. A query's trajectory is written when the query finishes; a
-failing query is recorded in `failures/` and the others go on, until the error budget is spent:
-once more than `max_failures` queries failed, no query starts and the ones in flight are
-cancelled (they are pending again, and solved on resume).
+each worker over its share (the driver ships the `Query` objects; no query file is read here).
+A query's trajectory is written when the query finishes; a failing query is recorded in
+`failures/` and the others go on, until the error budget is spent: once more than
+`max_failures` queries failed, no query starts and the ones in flight are cancelled (they are
+pending again, and solved on resume). On Ray the budget is the run's, shared by its shards.
 
 Results are written by a `ResultSink`: the run directory itself in the driver, or (on Ray) a
 channel back to the driver, which alone writes the directory it holds the lock of.
@@ -18,7 +19,7 @@ import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -26,7 +27,6 @@ from agent.agent import CodeToolAgent, QueryFailed
 from agent.config import AgentConfig
 from agent.policy import open_policy_model
 from agent.runner.layout import RunLayout
-from agent.runner.queries import select_queries
 from agent.runner.settings import RunSettings
 from agent.toolsets import open_provider
 from agent.trajectory import Trajectory
@@ -34,9 +34,14 @@ from codetool_kernel.errors import DataError
 from codetool_kernel.text import truncate
 from tools.toolset import Query, ToolProvider
 
+if TYPE_CHECKING:
+    from sandbox.audit import AuditWriter
+
 log = structlog.get_logger(__name__)
 
 _ERROR_CHARS = 500
+_WATCH_S = 0.5
+"""How often a shard with a shared budget asks whether to stop (budget spent elsewhere, or the driver stopping)."""
 
 
 class QueryObserver(Protocol):
@@ -53,6 +58,27 @@ class ResultSink(Protocol):
     def write_trajectory(self, trajectory: Trajectory) -> None: ...
 
     def write_failure(self, query_id: str, error: str, partial: Trajectory | None) -> None: ...
+
+
+class SharedBudget(Protocol):
+    """The error budget of a run whose shards run apart (Ray), kept by the driver."""
+
+    async def charge(self) -> int:
+        """Count one more failed query; its number among the run's failures (1 for the first)."""
+        ...
+
+    async def spent(self) -> bool:
+        """Whether the shards must stop: the run's failures exceed the budget, or the driver stopped the run."""
+        ...
+
+
+class _LocalBudget:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def charge(self) -> int:
+        self.count += 1
+        return self.count
 
 
 @dataclass
@@ -77,23 +103,31 @@ class ShardOutcome:
 async def run_shard(
     settings: RunSettings,
     config: AgentConfig,
-    query_ids: Sequence[str],
+    queries: Sequence[Query],
     *,
     run_id: str,
     attempt: int | None = None,
     observer: QueryObserver | None = None,
     sink: ResultSink | None = None,
+    budget: SharedBudget | None = None,
+    audit: AuditWriter | None = None,
 ) -> ShardOutcome:
-    """Solve the queries `query_ids` of the run described by `settings` into `sink` (default: its run directory)."""
-    if not query_ids:
+    """Solve `queries` of the run described by `settings` into `sink` (default: its run directory).
+
+    `budget` is the run's error budget, shared with other shards and watched while this one runs
+    (default: a budget of this shard's own); `audit` takes the executions' audit records instead
+    of `config.audit_db`.
+    """
+    if not queries:
         return ShardOutcome()
     async with AsyncExitStack() as stack:
         provider = await stack.enter_async_context(open_provider(replace(settings.toolset, sources=config.tools)))
-        shard = settings.model_copy(update={"query_ids": tuple(query_ids), "limit": None})
-        queries = await asyncio.to_thread(select_queries, shard)
         llm = await open_policy_model(stack, config.llm, endpoints=settings.endpoints)
-        agent = await stack.enter_async_context(CodeToolAgent(config, llm=llm, run_id=run_id, attempt=attempt))
-        outcome = await _Shard(settings, sink or RunLayout(settings.out), agent, provider, observer).run(queries)
+        agent = await stack.enter_async_context(
+            CodeToolAgent(config, llm=llm, run_id=run_id, attempt=attempt, audit=audit)
+        )
+        shard = _Shard(settings, sink or RunLayout(settings.out), agent, provider, observer, budget)
+        outcome = await shard.run(queries)
     return outcome
 
 
@@ -105,9 +139,12 @@ class _Shard:
         agent: CodeToolAgent,
         provider: ToolProvider,
         observer: QueryObserver | None,
+        shared: SharedBudget | None,
     ) -> None:
         self.settings, self.sink, self.agent, self.provider = settings, sink, agent, provider
         self.observer = observer
+        self.shared = shared
+        self.budget: SharedBudget | _LocalBudget = shared or _LocalBudget()
         self.outcome = ShardOutcome()
         self._stop = False
         self._solving: dict[asyncio.Task[None], str] = {}
@@ -119,8 +156,11 @@ class _Shard:
             pending.put_nowait(query)
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(min(self.settings.concurrency, len(queries))):
-                    group.create_task(self._work(pending))
+                workers = [group.create_task(self._work(pending)) for _ in range(min(self.settings.concurrency, len(queries)))]
+                if self.shared is not None:
+                    watcher = group.create_task(self._watch(self.shared))
+                    await asyncio.wait(workers)
+                    watcher.cancel()
         except ExceptionGroup as failed:  # the run itself broke (e.g. its folder became unwritable)
             raise failed.exceptions[0] from None
         self.outcome.aborted = self._stop and (not pending.empty() or bool(self.outcome.cancelled))
@@ -146,16 +186,27 @@ class _Shard:
             finally:
                 self._solving.pop(me, None)
 
-    def _spend_budget(self) -> None:
-        """Stop starting queries once the error budget is spent, and cancel the ones in flight."""
-        budget = self.settings.max_failures
-        if budget is None or len(self.outcome.failed) <= budget or self._stop:
+    def _halt(self) -> None:
+        """Start no more queries and cancel the ones in flight (but the caller's own)."""
+        if self._stop:
             return
         self._stop = True
         me = asyncio.current_task()
         for task in self._solving:
             if task is not me:
                 task.cancel()
+
+    def _over_budget(self, failures: int) -> bool:
+        return self.settings.max_failures is not None and failures > self.settings.max_failures
+
+    async def _watch(self, shared: SharedBudget) -> None:
+        """Halt once the other shards spent the run's budget, or the driver stopped the run."""
+        while not self._stop:
+            if await shared.spent():
+                log.info("the run's error budget is spent or the run stopped: this shard stops")
+                self._halt()
+                return
+            await asyncio.sleep(_WATCH_S)
 
     async def _solve(self, query: Query) -> None:
         me = asyncio.current_task()
@@ -179,8 +230,16 @@ class _Shard:
             return
         self._solving.pop(me, None)  # type: ignore[arg-type]
         error = truncate(" ".join(error.split()), _ERROR_CHARS)
+        if self.settings.max_failures is not None:
+            number = await self.budget.charge()
+            if self._over_budget(number - 1):  # spent by others meanwhile: this one is cancelled, not failed
+                self.outcome.cancelled.append(query.query_id)
+                log.info("query cancelled by the error budget", query_id=query.query_id)
+                self._halt()
+                return
+            if self._over_budget(number):
+                self._halt()
         self.outcome.failed[query.query_id] = error
-        self._spend_budget()
         await asyncio.to_thread(self.sink.write_failure, query.query_id, error, partial)
         log.info("query failed", query_id=query.query_id, error=error)
         if self.observer is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import queue
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ from pydantic import ValidationError
 
 from agent.runner import RunLayout, RunSettings, load_prices, percentile, select_queries
 from agent.runner.layout import check_query_id
-from agent.runner.ray_executor import shard_ids
+from agent.runner.ray_executor import WorkerChannel, shard_ids
+from agent.trajectory import Trajectory
 from codetool_kernel.errors import ConfigError, DataError
+from sandbox.audit import AuditRecord
 from tests.runner.scenario import STB_DATA, TMDB_QUERIES, TMDB_SPEC
 
 
@@ -62,6 +65,31 @@ def test_ids_that_cannot_name_a_file_are_refused(query_id):
 def test_shards_are_dealt_round_robin():
     assert shard_ids(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
     assert shard_ids(["a"], 8) == [["a"]]
+
+
+def test_a_worker_sends_audit_records_in_batches_ahead_of_the_results():
+    sent: queue.Queue = queue.Queue()  # what the worker puts on Ray's queue, in order
+    channel = WorkerChannel(sent, batch=3, flush_s=3600)
+
+    def record(number: int) -> AuditRecord:
+        return AuditRecord(query_id="q1", node=f"1-{number}", backend="restricted", started_at="t", code="", code_sha256="", status="ok")
+
+    for number in range(1, 5):
+        channel.write(record(number))
+    channel.write_trajectory(Trajectory(q_id="q1", query="text", instruction=""))
+    channel.write(record(5))
+    channel.write_failure("q2", "it broke", None)
+    channel.close()
+    messages = [sent.get_nowait() for _ in range(sent.qsize())]
+    shapes = [(kind, query_id, [r["node"] for r in data] if kind == "audit" else None) for kind, query_id, data in messages]
+    assert shapes == [
+        ("audit", "", ["1-1", "1-2", "1-3"]),
+        ("audit", "", ["1-4"]),
+        ("finished", "q1", None),
+        ("audit", "", ["1-5"]),
+        ("failed", "q2", None),
+    ]
+    assert AuditRecord.model_validate(messages[0][2][0]) == record(1)
 
 
 def test_percentiles_are_nearest_rank():

@@ -22,10 +22,10 @@ from agent.config import AgentConfig
 from agent.events import CandidateExecuted, CandidatesSampled, Event
 from agent.expansion import QueryRun
 from agent.policy import PolicyModel, policy_model_name
+from agent.pool import WorkPool
 from agent.reference_layout import exec_record, path_entry
 from agent.runtime import Runtime, open_runtime
 from agent.search import create_search_strategy
-from codetool_kernel.aio import gather_all
 from codetool_kernel.errors import CodeToolError, ConfigError, DataError
 from codetool_kernel.files import write_json_atomic
 from codetool_kernel.lifecycle import AsyncLifecycle
@@ -139,13 +139,7 @@ class TreeCollector(AsyncLifecycle):
         pending = await asyncio.to_thread(_pending_queries, queries, out, report)
         self._progress.queries, self._progress.skipped = len(pending), len(report.skipped)
         self._notify()
-        remaining = iter(pending)
-
-        async def worker() -> None:
-            for query in remaining:  # workers share one iterator: each query is taken once
-                await self._collect_one(query, toolset_for, out, report)
-
-        await gather_all(worker() for _ in range(min(self.concurrency, len(pending))))
+        await WorkPool[Query](self.concurrency).run(pending, lambda query: self._collect_one(query, toolset_for, out, report))
         await asyncio.to_thread(_write_failures, out, report.failed)
         return report
 

@@ -26,6 +26,7 @@ import structlog
 from agent.agent import CodeToolAgent, QueryFailed
 from agent.config import AgentConfig
 from agent.policy import open_policy_model
+from agent.pool import WorkPool
 from agent.runner.layout import RunLayout
 from agent.runner.settings import RunSettings
 from agent.toolsets import open_provider
@@ -146,70 +147,38 @@ class _Shard:
         self.shared = shared
         self.budget: SharedBudget | _LocalBudget = shared or _LocalBudget()
         self.outcome = ShardOutcome()
-        self._stop = False
-        self._solving: dict[asyncio.Task[None], str] = {}
-        """Worker task -> the query it is solving (not while it writes the result)."""
+        self.pool: WorkPool[Query] = WorkPool(settings.concurrency)
 
     async def run(self, queries: Sequence[Query]) -> ShardOutcome:
-        pending: asyncio.Queue[Query] = asyncio.Queue()
-        for query in queries:
-            pending.put_nowait(query)
         try:
             async with asyncio.TaskGroup() as group:
-                workers = [group.create_task(self._work(pending)) for _ in range(min(self.settings.concurrency, len(queries)))]
+                work = group.create_task(self.pool.run(queries, self._solve))
                 if self.shared is not None:
                     watcher = group.create_task(self._watch(self.shared))
-                    await asyncio.wait(workers)
+                    await asyncio.wait([work])
                     watcher.cancel()
         except ExceptionGroup as failed:  # the run itself broke (e.g. its folder became unwritable)
             raise failed.exceptions[0] from None
-        self.outcome.aborted = self._stop and (not pending.empty() or bool(self.outcome.cancelled))
+        pooled = work.result()
+        for query in pooled.cancelled:
+            self.outcome.cancelled.append(query.query_id)
+            log.info("query cancelled by the error budget", query_id=query.query_id)
+        self.outcome.aborted = self.pool.halted and (pooled.untried > 0 or bool(self.outcome.cancelled))
         return self.outcome
-
-    async def _work(self, pending: asyncio.Queue[Query]) -> None:
-        me = asyncio.current_task()
-        assert me is not None
-        while not self._stop:
-            try:
-                query = pending.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            self._solving[me] = query.query_id
-            try:
-                await self._solve(query)
-            except asyncio.CancelledError:
-                if self._solving.get(me) != query.query_id or not self._stop:
-                    raise  # the whole run is being stopped (SIGINT, SIGTERM)
-                self.outcome.cancelled.append(query.query_id)
-                log.info("query cancelled by the error budget", query_id=query.query_id)
-                return
-            finally:
-                self._solving.pop(me, None)
-
-    def _halt(self) -> None:
-        """Start no more queries and cancel the ones in flight (but the caller's own)."""
-        if self._stop:
-            return
-        self._stop = True
-        me = asyncio.current_task()
-        for task in self._solving:
-            if task is not me:
-                task.cancel()
 
     def _over_budget(self, failures: int) -> bool:
         return self.settings.max_failures is not None and failures > self.settings.max_failures
 
     async def _watch(self, shared: SharedBudget) -> None:
         """Halt once the other shards spent the run's budget, or the driver stopped the run."""
-        while not self._stop:
+        while not self.pool.halted:
             if await shared.spent():
                 log.info("the run's error budget is spent or the run stopped: this shard stops")
-                self._halt()
+                self.pool.halt()
                 return
             await asyncio.sleep(_WATCH_S)
 
     async def _solve(self, query: Query) -> None:
-        me = asyncio.current_task()
         partial: Trajectory | None = None
         try:
             toolset = self.provider.toolset_for(query)
@@ -219,7 +188,7 @@ class _Shard:
         except Exception as exc:  # one query's failure, whatever it is, must not end the run
             error = f"query {query.query_id}: {type(exc).__name__}: {exc}"
         else:
-            self._solving.pop(me, None)  # done: no longer cancelled by the error budget  # type: ignore[arg-type]
+            self.pool.settle()  # done: no longer cancelled by the error budget
             try:
                 await asyncio.to_thread(self.sink.write_trajectory, trajectory)
             except OSError as exc:
@@ -228,17 +197,17 @@ class _Shard:
             if self.observer is not None:
                 self.observer.finished(trajectory)
             return
-        self._solving.pop(me, None)  # type: ignore[arg-type]
+        self.pool.settle()
         error = truncate(" ".join(error.split()), _ERROR_CHARS)
         if self.settings.max_failures is not None:
             number = await self.budget.charge()
             if self._over_budget(number - 1):  # spent by others meanwhile: this one is cancelled, not failed
                 self.outcome.cancelled.append(query.query_id)
                 log.info("query cancelled by the error budget", query_id=query.query_id)
-                self._halt()
+                self.pool.halt()
                 return
             if self._over_budget(number):
-                self._halt()
+                self.pool.halt()
         self.outcome.failed[query.query_id] = error
         await asyncio.to_thread(self.sink.write_failure, query.query_id, error, partial)
         log.info("query failed", query_id=query.query_id, error=error)

@@ -33,10 +33,8 @@ from tools.host_tools import (
     HOST_TOOLS_URL,
     HostTool,
     HostToolCatalog,
-    HostToolServer,
     ToolArgumentError,
     parameters_from_schema,
-    read_plain_queries,
     refuse_duplicate_names,
     schema_type,
     tool_path,
@@ -224,30 +222,20 @@ class FunctionToolsProvider(ToolProvider):
         self.tools = [FunctionTool(func) for func in unique]
         refuse_duplicate_names("functions", [tool.name for tool in self.tools])
         self._catalog = HostToolCatalog("functions", self.options.base_url, self.options.top_k)
-        self._server: HostToolServer | None = None
 
     async def start(self) -> None:
-        if self._server is not None:
-            return
-        tools = {tool_path(tool.name): tool for tool in self.tools}
-        server = HostToolServer(
-            tools,
+        await self._catalog.serve(
+            {tool_path(tool.name): tool for tool in self.tools},
             timeout_s=self.options.timeout_s,
             max_result_chars=self.options.max_result_chars,
             concurrency=self.options.concurrency,
         )
-        await server.start()
-        self._server = server
-        self._catalog.publish(tools, server)
 
     async def aclose(self) -> None:
-        self._catalog.withdraw()
-        if self._server is not None:
-            await self._server.aclose()
-            self._server = None
+        await self._catalog.close()
 
     def toolset_for(self, query: Query) -> ToolSet:
         return self._catalog.toolset(query)
 
     def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
-        return read_plain_queries(path, ids, group="functions")
+        return self._catalog.load_queries(path, ids)

@@ -22,10 +22,10 @@ from urllib.parse import quote, unquote
 import pydantic_core
 from aiohttp import web
 
-from codetool_kernel.errors import ConfigError, DataError, ToolGatewayError
-from codetool_kernel.files import read_json
+from codetool_kernel.errors import ConfigError, ToolGatewayError
 from codetool_kernel.text import truncate
 from tools.http_server import EmbeddedServer
+from tools.queries import create_query_source
 from tools.retrieval import ApiRetriever
 from tools.schema_shapes import compact_shape
 from tools.scrubbing import SecretScrubber
@@ -151,27 +151,6 @@ def refuse_duplicate_names(provider: str, names: Sequence[str]) -> None:
         raise ConfigError(f"{provider} provider: more than one tool is named {', '.join(map(repr, doubled))}")
 
 
-def read_plain_queries(path: str, ids: Sequence[str] | None = None, *, group: str | None = None) -> list[Query]:
-    """Queries from a JSON list of strings or of objects with `query` (and optionally `qid`)."""
-    raw = read_json(path)
-    if not isinstance(raw, list):
-        raise DataError(f"{path}: expected a JSON list of queries, got {type(raw).__name__}")
-    queries = []
-    for index, entry in enumerate(raw):
-        text = entry if isinstance(entry, str) else entry.get("query") if isinstance(entry, Mapping) else None
-        if not isinstance(text, str) or not text.strip():
-            raise DataError(f"{path}: entry {index} has no query text")
-        query_id = entry.get("qid", entry.get("query_id", f"q{index}")) if isinstance(entry, Mapping) else f"q{index}"
-        queries.append(Query(query_id=str(query_id), text=text, group=group))
-    if ids is None:
-        return queries
-    wanted = {str(i) for i in ids}
-    missing = sorted(wanted - {q.query_id for q in queries})
-    if missing:
-        raise DataError(f"{path}: no query with id {', '.join(missing[:10])}")
-    return [q for q in queries if q.query_id in wanted]
-
-
 def tool_path(*parts: str) -> str:
     """A URL path of quoted segments, e.g. `/mcp/weather/get_forecast`."""
     return "".join("/" + quote(part, safe="") for part in parts)
@@ -281,6 +260,27 @@ class HostToolCatalog:
         """Mask -> real value of what must never reach prompts or the sandbox (e.g. MCP header tokens)."""
         self._key = ""
         self._retriever: ApiRetriever | None = None
+        self._server: HostToolServer | None = None
+
+    async def serve(self, tools: Mapping[str, HostTool], *, timeout_s: float, max_result_chars: int, concurrency: int) -> None:
+        """Start a dispatch server for `tools` (URL path below the prefix -> tool) and offer them (idempotent)."""
+        if self._server is not None:
+            return
+        server = HostToolServer(tools, timeout_s=timeout_s, max_result_chars=max_result_chars, concurrency=concurrency)
+        await server.start()
+        self._server = server
+        self.publish(tools, server)
+
+    async def close(self) -> None:
+        """Withdraw the tools and stop their server."""
+        self.withdraw()
+        server, self._server = self._server, None
+        if server is not None:
+            await server.aclose()
+
+    def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
+        """Queries of a plain query file (see `tools.queries.PlainQueries`), in this provider's group."""
+        return [query.model_copy(update={"group": self.name}) for query in create_query_source("plain").load(path, ids)]
 
     def publish(self, tools: Mapping[str, HostTool], server: HostToolServer) -> None:
         """Offer `tools` (URL path below the prefix -> tool), served by the started `server`."""

@@ -40,11 +40,9 @@ from tools.host_tools import (
     HOST_TOOLS_URL,
     HostTool,
     HostToolCatalog,
-    HostToolServer,
     ToolArgumentError,
     ToolReportedError,
     parameters_from_schema,
-    read_plain_queries,
     schema_type,
     tool_path,
 )
@@ -216,7 +214,6 @@ class McpToolsProvider(ToolProvider):
                 v for _, spec in self.servers for v in spec.headers.values() if len(v) >= _MIN_SCRUBBED_HEADER_CHARS
             )
         }
-        self._server: HostToolServer | None = None
         self._owner: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[dict[str, McpTool]] | None = None
         self._closing = asyncio.Event()
@@ -228,21 +225,15 @@ class McpToolsProvider(ToolProvider):
         self._ready = asyncio.get_running_loop().create_future()
         self._owner = asyncio.create_task(self._hold_sessions(self._ready), name="mcp sessions")
         tools = await asyncio.shield(self._ready)
-        server = HostToolServer(
+        await self._catalog.serve(
             tools,
             timeout_s=self.options.timeout_s,
             max_result_chars=self.options.max_result_chars,
             concurrency=self.options.concurrency,
         )
-        await server.start()
-        self._server = server
-        self._catalog.publish(tools, server)
 
     async def aclose(self) -> None:
-        self._catalog.withdraw()
-        if self._server is not None:
-            await self._server.aclose()
-            self._server = None
+        await self._catalog.close()
         owner, self._owner = self._owner, None
         if owner is None:
             return
@@ -256,7 +247,7 @@ class McpToolsProvider(ToolProvider):
         return self._catalog.toolset(query)
 
     def load_queries(self, path: str, ids: Sequence[str] | None = None) -> list[Query]:
-        return read_plain_queries(path, ids, group="mcp")
+        return self._catalog.load_queries(path, ids)
 
     async def _hold_sessions(self, ready: asyncio.Future[dict[str, McpTool]]) -> None:
         """Open every session, hand their tools to `start`, and keep them open until `aclose`."""

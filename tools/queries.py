@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from codetool_kernel.errors import DataError
+from codetool_kernel.files import read_json
 from codetool_kernel.registry import Registry
 
 
@@ -81,3 +82,21 @@ def query_sources() -> list[str]:
 def create_query_source(name: str) -> QuerySource:
     """The query source registered as `name`."""
     return QUERY_SOURCES.get(name)()
+
+
+@register_query_source("plain")
+class PlainQueries(QuerySource):
+    """A JSON list of query texts, or of objects with `query` (and `qid` or `query_id`); ids default to `q<index>`."""
+
+    def read(self, file: Path) -> list[Query]:
+        raw = read_json(file)
+        if not isinstance(raw, list):
+            raise DataError(f"{file}: expected a JSON list of queries, got {type(raw).__name__}")
+        queries = []
+        for index, entry in enumerate(raw):
+            text = entry if isinstance(entry, str) else entry.get("query") if isinstance(entry, Mapping) else None
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{file}: entry {index} has no query text")
+            query_id = entry.get("qid", entry.get("query_id", f"q{index}")) if isinstance(entry, Mapping) else f"q{index}"
+            queries.append(Query(query_id=str(query_id), text=text))
+        return queries

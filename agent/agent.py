@@ -140,29 +140,29 @@ class CodeToolAgent(AsyncLifecycle):
             query = Query(query_id="adhoc", text=query)
         assert self._runtime is not None
         search = self.config.search
-        run = self._runtime.query_run(query, toolset, emit, mode=search.mode)
-        trajectory = run.trajectory
-        await emit(QueryStarted(query.query_id, query.text, toolset.name, trajectory))
-        selector = create_selector(search.mode, f"{search.seed}:{query.query_id}")
-        judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
-        expander = self._runtime.expander()
-        started = time.perf_counter()
-        try:
-            if selector.search == "beam":
-                path = await beam_search(run, expander, judge, search.beam_width)
-            else:
-                path = await greedy_search(run, expander, judge, search.max_depth)
-        except CodeToolError as exc:
-            trajectory.error, trajectory.stop_reason = str(exc), "error"
-            raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc
-        except asyncio.CancelledError:
-            mark_interrupted(trajectory)
-            raise
-        finally:
-            trajectory.usage = run.usage.as_dict()
-            trajectory.duration_s = time.perf_counter() - started
-        _conclude(trajectory, path)
-        return trajectory
+        async with self._runtime.query_run(query, toolset, emit, mode=search.mode) as run:
+            trajectory = run.trajectory
+            await emit(QueryStarted(query.query_id, query.text, toolset.name, trajectory))
+            selector = create_selector(search.mode, f"{search.seed}:{query.query_id}")
+            judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
+            expander = self._runtime.expander()
+            started = time.perf_counter()
+            try:
+                if selector.search == "beam":
+                    path = await beam_search(run, expander, judge, search.beam_width)
+                else:
+                    path = await greedy_search(run, expander, judge, search.max_depth)
+            except CodeToolError as exc:
+                trajectory.error, trajectory.stop_reason = str(exc), "error"
+                raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc
+            except asyncio.CancelledError:
+                mark_interrupted(trajectory)
+                raise
+            finally:
+                trajectory.usage = run.usage.as_dict()
+                trajectory.duration_s = time.perf_counter() - started
+            _conclude(trajectory, path)
+            return trajectory
 
 
 def mark_interrupted(trajectory: Trajectory) -> None:

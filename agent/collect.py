@@ -122,16 +122,17 @@ class TreeCollector(AsyncLifecycle):
         """Expand the full tree of one query; raises the first `CodeToolError` of the LLM or sandbox."""
         if self._runtime is None:
             raise ConfigError("TreeCollector is not started: use `async with TreeCollector(...)`")
-        run = self._runtime.query_run(query, toolset, self._count, mode="tree")
         expander = self._runtime.expander()
-        started = time.perf_counter()
-        frontier: list[list[StepNode]] = [[]]
-        while frontier:
-            levels = await gather_all(expander.expand(run, chain) for chain in frontier)
-            frontier = [
-                [*chain, child] for chain, children in zip(frontier, levels) for child in children if not child.is_leaf
-            ]
-        return _tree_record(run, self.config, time.perf_counter() - started)
+        async with self._runtime.query_run(query, toolset, self._count, mode="tree") as run:
+            started = time.perf_counter()
+            frontier: list[list[StepNode]] = [[]]
+            while frontier:
+                levels = await gather_all(expander.expand(run, chain) for chain in frontier)
+                frontier = [
+                    [*chain, child] for chain, children in zip(frontier, levels) for child in children if not child.is_leaf
+                ]
+            elapsed = time.perf_counter() - started
+        return _tree_record(run, self.config, elapsed)
 
     async def collect(
         self, queries: Sequence[Query], toolset_for: Callable[[Query], ToolSet], out_dir: str | Path

@@ -106,6 +106,8 @@ class WarmContainer:
     """A fork server's stdout (its `ready`), once read by the pool's `warm_up`."""
     control: asyncio.StreamWriter | None = None
     """A fork server's stdin: the pids of the children to kill; closing it ends the server."""
+    drain: asyncio.Task[None] | None = field(default=None, repr=False)
+    """Keeps reading what a fork server writes after its `ready` (only stderr's tail is kept)."""
 
 
 class ContainerPool:
@@ -182,6 +184,8 @@ class ContainerPool:
 
     def discard(self, warm: WarmContainer) -> None:
         """Close the connection and remove the container (and its directories), in the background."""
+        if warm.drain is not None:
+            warm.drain.cancel()
         if warm.control is not None:
             warm.control.close()
         with contextlib.suppress(OSError):

@@ -26,12 +26,13 @@ from codetool_kernel.errors import SandboxError
 from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from sandbox.channel import ChannelError, read_message, ready_pid
 from sandbox.docker_pool import FORK_SERVER_DIR, ContainerPool, WarmContainer
-from sandbox.docker_stream import attached_streams
+from sandbox.docker_stream import DemuxedReader, attached_streams
 from sandbox.exchange import run_exchange
 from sandbox.forkserver import Child
 
 SOCKET_NAME = "runner.sock"
 _PID = struct.Struct("=i")
+_DRAIN_BYTES = 1 << 16
 
 
 def fork_server_command(base: tuple[str, ...], spares: int) -> list[str]:
@@ -46,8 +47,16 @@ async def fork_server_ready(warm: WarmContainer, timeout_s: float) -> None:
     try:
         async with asyncio.timeout(timeout_s):
             ready_pid(await read_message(reader))
-    except (TimeoutError, ChannelError, asyncio.IncompleteReadError) as exc:
+    except (TimeoutError, ChannelError, OSError) as exc:
         raise SandboxError(f"the fork server in a sandbox container did not start: {exc or 'timed out'}; stderr: {reader.stderr_tail or '-'}") from None
+    warm.drain = asyncio.create_task(_drain(reader))
+
+
+async def _drain(reader: DemuxedReader) -> None:
+    """Read the attach stream to its end, so that the server never blocks writing to stderr."""
+    with contextlib.suppress(asyncio.IncompleteReadError, OSError):
+        while True:
+            await reader.readexactly(_DRAIN_BYTES)
 
 
 class QuerySession:

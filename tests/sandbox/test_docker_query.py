@@ -152,3 +152,14 @@ async def test_a_query_that_runs_nothing_gives_its_container_back(bare: DockerSa
     await bare.wait_warm()
     await until(lambda: len(_mine(client, owner)) == bare.pool_size, "only the refilled pool to be left", blocking=True)
     assert len(before - _mine(client, owner)) <= 1
+
+
+async def test_a_fork_bomb_does_not_take_the_query_down(bare: DockerSandbox) -> None:
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    bare.limits = LIMITS.model_copy(update={"timeout_s": 2})
+    async with bare.session("q") as session:
+        # siblings take spares while the container's pids are spent: the server must fork their replacements later
+        during = await asyncio.gather(session.execute(Cell(code=bomb)), *(session.execute(Cell(code="print(1)")) for _ in range(3)))
+        after = [await session.execute(Cell(code="print('after')")) for _ in range(3)]
+    assert not during[0].ok
+    assert [(r.ok, r.stdout) for r in after] == [(True, "after\n")] * 3, [r.error for r in after]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -64,6 +65,13 @@ async def test_warm_containers_are_locked_down(sandbox: DockerSandbox, client: d
     assert attrs["Config"]["User"] == "65534:65534"
     assert attrs["Config"]["Image"] == default_image_tag()
     assert attrs["Config"]["Labels"][SANDBOX_LABEL] == "1"
+    binds = host["Binds"] or []
+    if sandbox.container_per == "query":  # only the directory of its fork server's socket, the container's own
+        [bind] = binds
+        source, target, mode = bind.split(":")
+        assert (target, mode) == ("/run/codetool", "rw") and os.stat(source).st_uid == 65534
+    else:
+        assert binds == []
 
 
 async def test_the_code_runs_unprivileged_in_a_private_tmp(sandbox: DockerSandbox) -> None:

@@ -44,7 +44,16 @@ class Runtime:
         )
         tools = self.gateway.session(toolset, query_id=query.query_id)
         async with self.sandbox.session(query.query_id) as sandbox:
-            yield QueryRun(self.run_id, query, toolset, instruction, tools, trajectory, emit, sandbox)
+            yield QueryRun(
+                run_id=self.run_id,
+                query=query,
+                toolset=toolset,
+                instruction=instruction,
+                tools=tools,
+                trajectory=trajectory,
+                emit=emit,
+                sandbox=sandbox,
+            )
 
 
 def benchmark_query_id(query: Query) -> int | str:

@@ -156,26 +156,26 @@ class CodeToolAgent(AsyncLifecycle):
             query = Query(query_id="adhoc", text=query)
         assert self._runtime is not None and self._strategy is not None
         search = self.config.search
-        selector = create_selector(search.selection_rule, f"{search.seed}:{query.query_id}")
-        run = self._runtime.query_run(query, toolset, emit, mode=search.label)
-        trajectory = run.trajectory
-        await emit(QueryStarted(query.query_id, query.text, toolset.name, trajectory))
-        judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
-        expander = self._runtime.expander()
-        started = time.perf_counter()
-        try:
-            path = await self._strategy.search(run, expander, judge)
-        except CodeToolError as exc:
-            trajectory.error, trajectory.stop_reason = str(exc), "error"
-            raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc
-        except asyncio.CancelledError:
-            mark_interrupted(trajectory)
-            raise
-        finally:
-            trajectory.usage = run.usage.as_dict()
-            trajectory.duration_s = time.perf_counter() - started
-        _conclude(trajectory, path)
-        return trajectory
+        async with self._runtime.query_run(query, toolset, emit, mode=search.label) as run:
+            trajectory = run.trajectory
+            await emit(QueryStarted(query.query_id, query.text, toolset.name, trajectory))
+            selector = create_selector(search.selection_rule, f"{search.seed}:{query.query_id}")
+            judge = StepJudge(selector, self._scorer, fallback_to_no_latent=self.config.rm.fallback_to_no_latent)
+            expander = self._runtime.expander()
+            started = time.perf_counter()
+            try:
+                path = await self._strategy.search(run, expander, judge)
+            except CodeToolError as exc:
+                trajectory.error, trajectory.stop_reason = str(exc), "error"
+                raise QueryFailed(f"query {query.query_id}: {exc}", trajectory) from exc
+            except asyncio.CancelledError:
+                mark_interrupted(trajectory)
+                raise
+            finally:
+                trajectory.usage = run.usage.as_dict()
+                trajectory.duration_s = time.perf_counter() - started
+            _conclude(trajectory, path)
+            return trajectory
 
 
 def mark_interrupted(trajectory: Trajectory) -> None:

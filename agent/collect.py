@@ -123,10 +123,11 @@ class TreeCollector(AsyncLifecycle):
         """Expand the full tree of one query; raises the first `CodeToolError` of the LLM or sandbox."""
         if self._runtime is None:
             raise ConfigError("TreeCollector is not started: use `async with TreeCollector(...)`")
-        run = self._runtime.query_run(query, toolset, self._count, mode=TREE)
-        started = time.perf_counter()
-        await create_search_strategy(TREE, self.config.search).search(run, self._runtime.expander(), None)
-        return _tree_record(run, self.config, time.perf_counter() - started)
+        async with self._runtime.query_run(query, toolset, self._count, mode=TREE) as run:
+            started = time.perf_counter()
+            await create_search_strategy(TREE, self.config.search).search(run, self._runtime.expander(), None)
+            elapsed = time.perf_counter() - started
+        return _tree_record(run, self.config, elapsed)
 
     async def collect(
         self, queries: Sequence[Query], toolset_for: Callable[[Query], ToolSet], out_dir: str | Path

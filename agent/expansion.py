@@ -15,7 +15,7 @@ from agent.trajectory import SamplingRecord, StepNode, Trajectory, replay_code
 from codetool_kernel.nodepaths import STATUS_ERROR, STATUS_OK, STATUS_TOOL_FAILURE, child_path
 from codetool_kernel.protocol import Cell, ToolHandler
 from rm.prompt import PriorStep
-from sandbox.base import Sandbox
+from sandbox.base import SandboxSession
 from tools.toolset import Query, ToolSet
 
 EventSink = Callable[[Event], Awaitable[None]]
@@ -32,17 +32,18 @@ class QueryRun:
     tools: ToolHandler
     trajectory: Trajectory
     emit: EventSink
+    sandbox: SandboxSession
+    """Where this query's candidates run (`Sandbox.session`, open while the query is searched)."""
     usage: Usage = field(default_factory=Usage)
     prompts: PromptTemplates = BUILTIN_PROMPTS
     """The templates `instruction` was built from, and the step prompts will be."""
 
 
 class StepExpander:
-    """Samples candidates for a node and executes each in the sandbox."""
+    """Samples candidates for a node and executes each in its query's sandbox session."""
 
-    def __init__(self, llm: PolicyModel, sandbox: Sandbox, search: SearchConfig) -> None:
+    def __init__(self, llm: PolicyModel, search: SearchConfig) -> None:
         self.llm = llm
-        self.sandbox = sandbox
         self.search = search
 
     async def expand(self, run: QueryRun, parents: Sequence[StepNode], n: int | None = None) -> list[StepNode]:
@@ -106,7 +107,7 @@ class StepExpander:
             preset=run.toolset.preset,
             tags={"run_id": run.run_id, "query_id": run.query.query_id, "node": node.path},
         )
-        result = await self.sandbox.execute(cell, run.tools)
+        result = await run.sandbox.execute(cell, run.tools)
         node.stdout, node.error, node.timed_out = result.stdout, result.error, result.timed_out
         node.api_calls, node.exec_s, node.peak_memory_kb = result.api_calls, result.duration_s, result.peak_memory_kb
         if not result.ok:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,29 +32,34 @@ class Runtime:
     gateway: ToolGateway
 
     def expander(self) -> StepExpander:
-        return StepExpander(self.llm, self.sandbox, self.config.search)
+        return StepExpander(self.llm, self.config.search)
 
-    def query_run(self, query: Query, toolset: ToolSet, emit: EventSink, *, mode: str) -> QueryRun:
-        """The state of one query about to be searched: its instruction, gateway session and trajectory."""
+    @contextlib.asynccontextmanager
+    async def query_run(self, query: Query, toolset: ToolSet, emit: EventSink, *, mode: str) -> AsyncIterator[QueryRun]:
+        """The state of one query while it is searched: its instruction, gateway and sandbox sessions, trajectory."""
         prompts = PromptTemplates(**self.config.prompts.model_dump())
         instruction = prompts.build_instruction(toolset.docs, toolset.usage_notes, self.config.search.feedback_chars)
-        return QueryRun(
-            run_id=self.run_id,
-            query=query,
-            toolset=toolset,
+        trajectory = Trajectory(
+            q_id=benchmark_query_id(query),
+            query=query.text,
             instruction=instruction,
-            tools=self.gateway.session(toolset, query_id=query.query_id),
-            trajectory=Trajectory(
-                q_id=benchmark_query_id(query),
-                query=query.text,
-                instruction=instruction,
-                toolset=toolset.name,
-                model=policy_model_name(self.config.llm),
-                mode=mode,
-            ),
-            emit=emit,
-            prompts=prompts,
+            toolset=toolset.name,
+            model=policy_model_name(self.config.llm),
+            mode=mode,
         )
+        tools = self.gateway.session(toolset, query_id=query.query_id)
+        async with self.sandbox.session(query.query_id) as sandbox:
+            yield QueryRun(
+                run_id=self.run_id,
+                query=query,
+                toolset=toolset,
+                instruction=instruction,
+                tools=tools,
+                trajectory=trajectory,
+                emit=emit,
+                sandbox=sandbox,
+                prompts=prompts,
+            )
 
 
 def benchmark_query_id(query: Query) -> int | str:

@@ -42,7 +42,7 @@ from agent.llm import LLMClient  # noqa: E402
 from agent.prompts import build_instruction  # noqa: E402
 from agent.trajectory import StepNode, Trajectory  # noqa: E402
 from codetool_kernel.logging import configure_logging  # noqa: E402
-from sandbox.base import create_sandbox  # noqa: E402
+from sandbox.base import Sandbox, create_sandbox  # noqa: E402
 from tests.agent.conftest import agent_config  # noqa: E402
 from tests.rm_data.tree_policy import tree_policy  # noqa: E402
 from tests.support.openai_stub import OpenAIStub  # noqa: E402
@@ -52,7 +52,7 @@ from tools.toolset import Query, ToolProvider  # noqa: E402
 QUERY_FILE = REPO.parent / "shared" / "data" / "stabletoolbench" / "filter_test_instruction" / "G1_instruction.json"
 
 
-async def baseline(expander: StepExpander, provider: ToolProvider, queries: list[Query]) -> int:
+async def baseline(expander: StepExpander, sandbox: Sandbox, provider: ToolProvider, queries: list[Query]) -> int:
     """Depth-first, one node at a time, one query at a time; returns the nodes expanded."""
     nodes = 0
     async with ToolGateway() as gateway:
@@ -61,7 +61,7 @@ async def baseline(expander: StepExpander, provider: ToolProvider, queries: list
             instruction = build_instruction(toolset.docs, toolset.usage_notes, expander.search.feedback_chars)
             run = QueryRun(
                 run_id="baseline", query=query, toolset=toolset, instruction=instruction,
-                tools=gateway.session(toolset, query.query_id), emit=_ignore,
+                tools=gateway.session(toolset, query.query_id), emit=_ignore, sandbox=sandbox,
                 trajectory=Trajectory(q_id=query.query_id, query=query.text, instruction=instruction),
             )  # fmt: skip
             stack: list[list[StepNode]] = [[]]
@@ -92,12 +92,12 @@ async def main(args: argparse.Namespace) -> None:
         sandbox = create_sandbox(config.sandbox.backend, config.sandbox.limits)
         async with LLMClient(config.llm) as llm, sandbox:
             collector = TreeCollector(config, concurrency=args.concurrency, llm=llm, sandbox=sandbox)
-            expander = StepExpander(llm, sandbox, config.search)
+            expander = StepExpander(llm, config.search)
             await collector.start()
-            await baseline(expander, provider, queries[:1])  # warm-up: sandbox workers, imports
+            await baseline(expander, sandbox, provider, queries[:1])  # warm-up: sandbox workers, imports
             for round_number in range(args.rounds):
                 started = time.perf_counter()
-                nodes = await baseline(expander, provider, queries)
+                nodes = await baseline(expander, sandbox, provider, queries)
                 rates["baseline"].append(nodes / (time.perf_counter() - started))
                 with tempfile.TemporaryDirectory() as out:
                     started = time.perf_counter()

@@ -16,7 +16,7 @@ Sequential configurations (reference, ours at concurrency 1) run `--sequential-s
 queries and are scaled to all of them (their time adds up query by query); the table says so.
 
     python bench/throughput.py [--quick] [--queries 64] [--concurrency 1,8,32,64]
-        [--backends restricted,process,docker] [--latency 0.2] [--prm-latency 0.05] [--json-out FILE]
+        [--backends restricted,process,docker,docker-execution] [--latency 0.2] [--prm-latency 0.05] [--json-out FILE]
         [--base-url URL --model NAME] [--rm-url URL]
 
 See bench/README.md for a real vLLM server.
@@ -47,6 +47,8 @@ from codetool_kernel.logging import configure_logging  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "stabletoolbench"
 GROUP = "G1_instruction"
+BACKENDS = ("restricted", "process", "docker", "docker-execution")
+"""`docker`: a container per query (the default setting); `docker-execution`: one per execution."""
 
 
 def ideal_wall(chains: list[int], per_step_s: float, concurrency: int) -> float:
@@ -74,7 +76,7 @@ def run_ours(args: argparse.Namespace, servers: ModelServers, backend: str, conc
     overrides: dict[str, Any] = {
         "llm": {"base_url": args.base_url or servers.llm_url, "api_key": args.api_key, "model": args.model},
         "search": {"n": args.n, "max_depth": args.steps},
-        "sandbox": {"backend": backend},
+        "sandbox": sandbox_settings(backend),
         "rm": {"url": args.rm_url or servers.prm_url},
     }
     config = load_config(overrides=overrides, environ={})
@@ -90,6 +92,13 @@ def run_ours(args: argparse.Namespace, servers: ModelServers, backend: str, conc
         raise RuntimeError(f"ours on {backend} at {concurrency}: {result.summary['finished']}/{queries} finished")
     return {"wall_s": wall, "cpu_s": cpu, "memory": memory.figures(min(concurrency, queries)), "stages": stage_percentiles(out),
             "chains": chosen_chains(out), "server": servers.counters()}  # fmt: skip
+
+
+def sandbox_settings(backend: str) -> dict[str, Any]:
+    """The sandbox section for a `--backends` name (`docker-execution`: a container per execution)."""
+    if backend == "docker-execution":
+        return {"backend": "docker", "options": {"container_per": "execution"}}
+    return {"backend": backend}
 
 
 def chosen_chains(out: Path) -> list[int]:
@@ -118,7 +127,7 @@ def main() -> None:
                          "measured_queries": sample, "ideal_s": ideal_wall(chains, per_step, 1), **reference,
                          "server": servers.counters()}, reference_wall)  # fmt: skip
         for backend in args.backends:
-            missing = docker_missing() if backend == "docker" else None
+            missing = docker_missing() if backend.startswith("docker") else None
             if missing:
                 print(f"docker: skipped ({missing})", flush=True)
                 report["skipped"] = {"docker": missing}
@@ -210,9 +219,9 @@ def _ints(text: str) -> list[int]:
 
 def _backends(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = sorted(set(names) - {"restricted", "process", "docker"})
+    unknown = sorted(set(names) - set(BACKENDS))
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"backends are restricted, process, docker; got {text!r}")
+        raise argparse.ArgumentTypeError(f"backends are {', '.join(BACKENDS)}; got {text!r}")
     return names
 
 
@@ -243,7 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     if args.quick:
-        args.queries, args.concurrency, args.backends = 16, [1, 8, 16], [b for b in args.backends if b != "docker"]
+        args.queries, args.concurrency, args.backends = 16, [1, 8, 16], [b for b in args.backends if not b.startswith("docker")]
     if args.queries < 1 or args.steps < 2 or args.n < 1 or args.sequential_sample < 0:
         parser.error("--queries and --n must be >= 1, --steps >= 2, --sequential-sample >= 0")
     return args

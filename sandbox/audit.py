@@ -15,10 +15,12 @@ JSON-lines mirror); a Ray worker passes one that relays them to the driver inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import sqlite3
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -29,7 +31,7 @@ from codetool_kernel.errors import CodeToolError, SandboxError
 from codetool_kernel.protocol import Cell, ExecutionResult, ToolHandler
 from codetool_kernel.text import truncate
 from sandbox.audit_store import AUDIT_DB_NAME, AuditedApiCall, AuditFilter, AuditRecord, AuditStore
-from sandbox.base import Sandbox
+from sandbox.base import Sandbox, SandboxSession
 
 AUDIT_OUTPUT_CHARS = 64_000
 """stdout, stderr and traceback are stored up to this many characters each."""
@@ -199,9 +201,19 @@ class AuditedSandbox(Sandbox):
             self.writer.close()
 
     async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
+        return await self.audit_execution(self.inner, cell, tools)
+
+    @contextlib.asynccontextmanager
+    async def session(self, key: str) -> AsyncIterator[SandboxSession]:
+        """The inner backend's session for one query, each of its executions audited."""
+        async with self.inner.session(key) as inner:
+            yield _AuditedSession(self, inner)
+
+    async def audit_execution(self, runner: SandboxSession, cell: Cell, tools: ToolHandler | None) -> ExecutionResult:
+        """Run `cell` on `runner` (the inner backend or one of its sessions) and record it."""
         started = datetime.now(timezone.utc)
         try:
-            result = await self.inner.execute(cell, tools)
+            result = await runner.execute(cell, tools)
         except CodeToolError as exc:
             kind = type(exc).__name__
             failed = ExecutionResult(ok=False, error=f"{kind}: {exc}", error_type=kind, backend=self.inner.name)
@@ -224,3 +236,14 @@ class AuditedSandbox(Sandbox):
 
     async def _in_thread(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
+
+class _AuditedSession:
+    """One query's session of the inner backend, each execution recorded like `AuditedSandbox.execute`'s."""
+
+    def __init__(self, audited: AuditedSandbox, inner: SandboxSession) -> None:
+        self._sandbox = audited
+        self._inner = inner
+
+    async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
+        return await self._sandbox.audit_execution(self._inner, cell, tools)

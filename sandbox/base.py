@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from codetool_kernel.lifecycle import AsyncLifecycle
 from codetool_kernel.protocol import Cell, ExecutionResult, SandboxLimits, ToolHandler
 from codetool_kernel.registry import Registry
+
+
+class SandboxSession(Protocol):
+    """Where the executions of one query run (`Sandbox.session`)."""
+
+    async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
+        """Run `cell` like `Sandbox.execute`, as part of this session's query."""
+        ...
 
 
 class Sandbox(AsyncLifecycle, ABC):
@@ -28,6 +37,16 @@ class Sandbox(AsyncLifecycle, ABC):
     @abstractmethod
     async def execute(self, cell: Cell, tools: ToolHandler | None = None) -> ExecutionResult:
         """Run `cell`; HTTP calls from the code go to `tools` (all refused when None)."""
+
+    @contextlib.asynccontextmanager
+    async def session(self, key: str) -> AsyncIterator[SandboxSession]:
+        """The executions of one query (`key` names it), from its search's start to its end.
+
+        Every execution stays as isolated as `execute`'s; a backend may share what lies
+        around them among one query's executions (the `docker` backend: one container per
+        query). This one runs each through `execute`.
+        """
+        yield self
 
 
 BACKENDS: Registry[type[Sandbox]] = Registry("sandbox backend", ("sandbox.restricted", "sandbox.process", "sandbox.docker_backend"), group="codetool.sandboxes")

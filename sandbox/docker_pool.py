@@ -1,7 +1,9 @@
 """A warm pool of disposable sandbox containers, refilled in the background; the reaper.
 
 Every container is created locked down (`ContainerSpec.create_kwargs`), attached, started
-and left waiting for its one execution; taken, it is never given back: it is removed. All
+and left waiting for its one execution, or its one query when it runs the runner's fork
+server (`ContainerSpec.fork_server`: its socket lies in a host directory of its own,
+bind-mounted at `FORK_SERVER_DIR`); taken, it is never given back: it is removed. All
 docker SDK calls run on a bounded thread pool, never on the event loop. Containers carry
 the label `org.codetool.sandbox.owner` (host name, pid and start time of the process that
 made them): at start the reaper removes those whose owner process is gone.
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,12 +30,16 @@ from structlog import get_logger
 from codetool_kernel.errors import SandboxError
 from codetool_kernel.protocol import SandboxLimits
 from sandbox.docker_engine import docker_error
-from sandbox.docker_stream import raw_socket
+from sandbox.docker_stream import DemuxedReader, raw_socket
+from sandbox.forkserver import ServerDirs
 from sandbox.owner import owner_gone, owner_token
 
 SANDBOX_LABEL = "org.codetool.sandbox"
 OWNER_LABEL = "org.codetool.sandbox.owner"
-SANDBOX_USER = "65534:65534"
+SANDBOX_UID = 65534
+SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
+FORK_SERVER_DIR = "/run/codetool"
+"""Where a fork-server container finds the host directory that holds its socket."""
 _RETRY_DELAY_S = (0.5, 1.0, 2.0, 5.0)
 _OPEN_FILES = 256
 
@@ -51,9 +59,13 @@ class ContainerSpec:
     memory_margin_mb: int = 64
     """Above the runner's own address-space limit, so the runner reports MemoryError first."""
     command: list[str] | None = None
+    fork_server: bool = False
+    """The command is a fork server listening in `FORK_SERVER_DIR` (one container per query)."""
+    executions: int = 1
+    """Executions running in one container at once (each may use `limits.memory_mb`)."""
 
-    def create_kwargs(self, owner: str) -> dict[str, Any]:
-        memory = f"{self.limits.memory_mb + self.memory_margin_mb}m"
+    def create_kwargs(self, owner: str, socket_dir: str | None = None) -> dict[str, Any]:
+        memory = f"{self.limits.memory_mb * self.executions + self.memory_margin_mb}m"
         kwargs: dict[str, Any] = dict(
             image=self.image,
             stdin_open=True,  # with the SDK's defaults also StdinOnce: a host that goes away ends the runner
@@ -75,26 +87,47 @@ class ContainerSpec:
         )
         if self.command is not None:
             kwargs["command"] = self.command
+        if socket_dir is not None:
+            kwargs["volumes"] = {socket_dir: {"bind": FORK_SERVER_DIR, "mode": "rw"}}
         return kwargs
 
 
 @dataclass(eq=False)
 class WarmContainer:
-    """A started container whose runner waits on the attach socket."""
+    """A started container whose runner (or fork server) waits on the attach socket."""
 
     container: Container
     sock: socket.socket
     attachment: Any = field(repr=False)
     """What the SDK returned (keeps the socket's wrapper alive)."""
+    dirs: ServerDirs | None = None
+    """A fork server's host directories (its socket is in `dirs.work`)."""
+    output: DemuxedReader | None = None
+    """A fork server's stdout (its `ready`), once read by the pool's `warm_up`."""
+    control: asyncio.StreamWriter | None = None
+    """A fork server's stdin: the pids of the children to kill; closing it ends the server."""
+    drain: asyncio.Task[None] | None = field(default=None, repr=False)
+    """Keeps reading what a fork server writes after its `ready` (only stderr's tail is kept)."""
 
 
 class ContainerPool:
     """Keeps `size` containers started and waiting; `take` hands one out, `discard` removes it."""
 
-    def __init__(self, client: docker.DockerClient, spec: ContainerSpec, size: int, threads: int) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        spec: ContainerSpec,
+        size: int,
+        threads: int,
+        warm_up: Callable[[WarmContainer], Awaitable[None]] | None = None,
+    ) -> None:
         self.client = client
         self.spec = spec
         self.size = size
+        self.warm_up = warm_up
+        """Run on each started container before it counts as warm (an exception discards it)."""
+        self.started = 0
+        """Containers started so far."""
         self.owner = owner_token()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="codetool-docker")
         self._warm: asyncio.Queue[WarmContainer] = asyncio.Queue()
@@ -150,10 +183,14 @@ class ContainerPool:
         return warm
 
     def discard(self, warm: WarmContainer) -> None:
-        """Close the connection and remove the container, in the background."""
+        """Close the connection and remove the container (and its directories), in the background."""
+        if warm.drain is not None:
+            warm.drain.cancel()
+        if warm.control is not None:
+            warm.control.close()
         with contextlib.suppress(OSError):
             warm.sock.close()
-        self._spawn(self._remove(warm.container.id))
+        self._spawn(self._remove(warm.container.id, warm.dirs))
 
     async def aclose(self) -> None:
         """Stop refilling, remove every container this pool made, release the threads."""
@@ -177,7 +214,14 @@ class ContainerPool:
     async def _start_one(self) -> None:
         try:
             warm = await self.call(self._create_started)
-        except (DockerException, OSError, TypeError) as exc:
+            self.started += 1
+            if self.warm_up is not None:
+                try:
+                    await self.warm_up(warm)
+                except BaseException:
+                    self.discard(warm)
+                    raise
+        except (DockerException, OSError, TypeError, SandboxError) as exc:
             self.last_error = docker_error(exc)
             delay = _RETRY_DELAY_S[min(self._failures, len(_RETRY_DELAY_S) - 1)]
             self._failures += 1
@@ -195,7 +239,13 @@ class ContainerPool:
 
     def _create_started(self) -> WarmContainer:
         """Create, attach (before start, so nothing the runner says is missed), start. Blocking."""
-        container = self.client.containers.create(**self.spec.create_kwargs(self.owner))
+        dirs = self._socket_dirs() if self.spec.fork_server else None
+        try:
+            container = self.client.containers.create(**self.spec.create_kwargs(self.owner, dirs.work if dirs else None))
+        except BaseException:
+            if dirs is not None:
+                shutil.rmtree(dirs.root, ignore_errors=True)
+            raise
         try:
             attachment = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             sock = raw_socket(attachment)
@@ -203,13 +253,25 @@ class ContainerPool:
         except BaseException:
             with contextlib.suppress(DockerException):
                 container.remove(force=True)
+            if dirs is not None:
+                shutil.rmtree(dirs.root, ignore_errors=True)
             raise
-        return WarmContainer(container, sock, attachment)
+        return WarmContainer(container, sock, attachment, dirs)
 
-    async def _remove(self, container_id: str) -> None:
+    @staticmethod
+    def _socket_dirs() -> ServerDirs:
+        """A host directory for a fork server's socket, writable by the container's user only."""
+        dirs = ServerDirs.create()
+        os.chmod(dirs.work, 0o700)
+        os.chown(dirs.work, SANDBOX_UID, SANDBOX_UID)
+        return dirs
+
+    async def _remove(self, container_id: str, dirs: ServerDirs | None = None) -> None:
         try:
             await self.call(self.client.api.remove_container, container_id, force=True)
         except NotFound:
             pass
         except DockerException as exc:
             log.warning("cannot remove a sandbox container", container=container_id[:12], error=docker_error(exc))
+        if dirs is not None:
+            await self.call(shutil.rmtree, dirs.root, ignore_errors=True)

@@ -107,13 +107,18 @@ class _Server:
         self.free_uids = list(range(base, base + confinement.uid_count)) if confinement.drops_uid else []
 
     def fork_spare(self) -> bool:
-        """Fork one waiting child; False when every uid is in use (try again soon)."""
+        """Fork one waiting child; False when every uid is in use or the fork failed (try again soon)."""
         uid = None
         if self.confinement.drops_uid:
             if not self.free_uids:
                 return False
             uid = self.free_uids.pop(0)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory for now (a fork bomb beside us, say): try again soon
+            if uid is not None:
+                self.free_uids.insert(0, uid)
+            return False
         if pid == 0:
             self._spare(uid)
         self.waiting.add(pid)

@@ -158,3 +158,16 @@ def test_reading_a_missing_or_foreign_file_is_a_clear_error(tmp_path: Path) -> N
     (tmp_path / "other.sqlite").write_bytes(b"not a database at all, just text" * 10)
     with pytest.raises(DataError, match="not an audit database"):
         AuditStore(tmp_path / "other.sqlite")
+
+
+async def test_a_querys_session_is_audited_like_execute(tmp_path: Path, backend: str) -> None:
+    db = tmp_path / AUDIT_DB_NAME
+    inner = create_sandbox(backend, TEST_LIMITS, **open_sandbox_options(backend, pool_size=2))
+    async with AuditedSandbox(inner, db, run_id="run-s") as audited, audited.session("q9") as session:
+        results = await asyncio.gather(
+            *(session.execute(Cell(code=f"print({i})", tags={"query_id": "q9", "node": f"1-{i}"})) for i in (1, 2))
+        )
+    assert [r.stdout for r in results] == ["1\n", "2\n"] and {r.backend for r in results} == {backend}
+    with AuditStore(db) as store:
+        recorded = store.executions()
+    assert sorted((e.query_id, e.node, e.status, e.stdout) for e in recorded) == [("q9", "1-1", "ok", "1\n"), ("q9", "1-2", "ok", "2\n")]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -33,10 +35,10 @@ def client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-@pytest.fixture
-async def sandbox(client: docker.DockerClient) -> AsyncIterator[DockerSandbox]:
-    """A docker sandbox with only the container's own bounds (no audit hook)."""
-    sandbox = create_sandbox("docker", LIMITS, pool_size=2, audit_hook=False)
+@pytest.fixture(params=["query", "execution"], ids=["per-query", "per-execution"])
+async def sandbox(client: docker.DockerClient, request: pytest.FixtureRequest) -> AsyncIterator[DockerSandbox]:
+    """A docker sandbox with only the container's own bounds (no audit hook), in each container setting."""
+    sandbox = create_sandbox("docker", LIMITS, pool_size=2, audit_hook=False, container_per=request.param)
     assert isinstance(sandbox, DockerSandbox)
     async with sandbox:
         yield sandbox
@@ -55,13 +57,21 @@ async def test_warm_containers_are_locked_down(sandbox: DockerSandbox, client: d
     assert host["CapDrop"] == ["ALL"]
     assert host["SecurityOpt"] == ["no-new-privileges"]
     assert host["PidsLimit"] == 64
-    assert host["Memory"] == (256 + 64) * 1024 * 1024 and host["MemorySwap"] == host["Memory"]
+    executions = sandbox.query_executions if sandbox.container_per == "query" else 1
+    assert host["Memory"] == (256 * executions + 64) * 1024 * 1024 and host["MemorySwap"] == host["Memory"]
     assert host["NanoCpus"] == 1_000_000_000
     assert host["LogConfig"]["Type"] == "none"
     assert "/tmp" in host["Tmpfs"] and "size=64m" in host["Tmpfs"]["/tmp"]
     assert attrs["Config"]["User"] == "65534:65534"
     assert attrs["Config"]["Image"] == default_image_tag()
     assert attrs["Config"]["Labels"][SANDBOX_LABEL] == "1"
+    binds = host["Binds"] or []
+    if sandbox.container_per == "query":  # only the directory of its fork server's socket, the container's own
+        [bind] = binds
+        source, target, mode = bind.split(":")
+        assert (target, mode) == ("/run/codetool", "rw") and os.stat(source).st_uid == 65534
+    else:
+        assert binds == []
 
 
 async def test_the_code_runs_unprivileged_in_a_private_tmp(sandbox: DockerSandbox) -> None:
@@ -77,7 +87,9 @@ async def test_the_code_runs_unprivileged_in_a_private_tmp(sandbox: DockerSandbo
     )
     result = await sandbox.execute(Cell(code=code))
     assert result.ok, result.error
-    assert result.stdout in ("65534 /tmp ['note.txt']\nEROFS\n", "65534 /tmp ['note.txt']\nEACCES\n")
+    uid, cwd, rest = result.stdout.split(" ", 2)
+    assert uid == "65534" and rest in ("['note.txt']\nEROFS\n", "['note.txt']\nEACCES\n")
+    assert cwd == "/tmp" if sandbox.container_per == "execution" else re.fullmatch(r"/tmp/\d+", cwd)
     assert result.stderr == "to stderr\n"
 
 

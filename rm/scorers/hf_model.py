@@ -13,6 +13,7 @@ from codetool_kernel.text import one_line
 from rm.config import ScorerConfig
 from rm.scorers.base import missing_extra
 from rm.scorers.chat import answer_token_ids, load_chat_tokenizer, render_prompt
+from rm.scorers.gqa_attention import use_gqa_attention
 from rm.scorers.prefix_groups import plan_prefix_groups
 from rm.scorers.prefix_pass import SharedPrefixPasses, padded_batch
 from rm.scores import Conversation, ScoreResult
@@ -48,6 +49,7 @@ class CausalLmJudge:
         except (OSError, ValueError) as exc:
             raise RewardModelError(f"cannot load the model {config.model}: {one_line(exc)}") from None
         self.model = model.to(self.device).eval()
+        use_gqa_attention(self.model)
         parameters = inspect.signature(self.model.forward).parameters
         # Only the last position is read; models that can skip the other positions' logits save memory.
         self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}

@@ -39,6 +39,7 @@ _STARVED_WAIT_S = 0.02
 """How soon to look again when no uid is free for a new spare."""
 _KILL_ROUNDS = 100
 _PID = struct.Struct("=i")
+_DEAD_STATES = (b"Z", b"X")
 _WARM_UP = "import json, re, datetime, encodings.idna\nprint(json.dumps({'when': str(datetime.datetime.strptime('2024', '%Y'))}))\n"
 
 
@@ -52,7 +53,10 @@ def listen_on_path(socket_path: str) -> socket.socket:
 
 
 def _uid_has_processes(uid: int) -> bool:
-    """Whether a process visible here runs as `uid` (cheap in a pid namespace of our own)."""
+    """Whether a live process visible here runs as `uid` (cheap in a pid namespace of our own).
+
+    Zombies do not count: they run nothing, and their parent reaps them.
+    """
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -60,7 +64,7 @@ def _uid_has_processes(uid: int) -> bool:
                     status = handle.read()
             except OSError:
                 return True  # it vanished while we looked: it may have forked on its way out
-            if int(status.split(b"\nUid:", 1)[1].split()[0]) == uid:
+            if int(status.split(b"\nUid:", 1)[1].split()[0]) == uid and status.split(b"\nState:", 1)[1].split()[0] not in _DEAD_STATES:
                 return True
     return False
 
@@ -98,6 +102,9 @@ class _Server:
         self.confinement = confinement
         self.pid = os.getpid()
         self.taken_r, self.taken_w = os.pipe()
+        self.exited_r, exited_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.set_wakeup_fd(exited_w, warn_on_full_buffer=False)
         self.read_roots = audit_hook.python_roots()
         self.waiting: set[int] = set()
         self.children: set[int] = set()
@@ -131,6 +138,9 @@ class _Server:
         """Body of a waiting child: never returns."""
         status = 1
         try:
+            os.close(signal.set_wakeup_fd(-1))
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(self.exited_r)
             os.close(self.taken_r)
             workdir = confine.enter(self.confinement, uid)
             if os.getppid() != self.pid:  # the server died before the parent-death signal was set
@@ -168,7 +178,9 @@ class _Server:
         starved = False
         while True:
             wait_s = _STARVED_WAIT_S if starved else _REAP_EVERY_S
-            readable, _, _ = select.select([self.control_in, self.taken_r], [], [], wait_s)
+            readable, _, _ = select.select([self.control_in, self.taken_r, self.exited_r], [], [], wait_s)
+            if self.exited_r in readable:
+                os.read(self.exited_r, 4096)  # SIGCHLD: reaped below
             if self.control_in in readable and not self._read_control():
                 return
             if self.taken_r in readable:
@@ -193,14 +205,16 @@ class _Server:
         return True
 
     def kill_child(self, pid: int) -> None:
-        """SIGKILL one of our children, its process group, and (own uid) everything it started."""
+        """SIGKILL one of our children and its process group.
+
+        Whatever else it started (own uid) is killed when it is reaped (`_clean_up_after`),
+        before its uid is given out again; its exit wakes the server at once (SIGCHLD).
+        """
         if pid not in self.children:
             return
         for kill in (os.killpg, os.kill):  # the group exists once the child took its connection
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 kill(pid, signal.SIGKILL)
-        if pid in self.uid_of:
-            kill_uid(self.uid_of[pid], look_first=self.confinement.own_pid_namespace)
 
     def _reap(self) -> None:
         """Collect exited children; a waiting child that died is forgotten (and replaced)."""

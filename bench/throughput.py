@@ -40,6 +40,7 @@ from rich.console import Console  # noqa: E402
 
 from agent.config import load_config  # noqa: E402
 from agent.runner import RunSettings, load_trajectory, run_benchmark  # noqa: E402
+from bench.throughput_cpu import RunCpu  # noqa: E402
 from bench.throughput_memory import PeakRss  # noqa: E402
 from bench.throughput_reference import percentiles_ms, run_reference  # noqa: E402
 from bench.throughput_servers import MODEL, ModelServers, chain_queries, chain_steps, load_raw_queries  # noqa: E402
@@ -84,13 +85,13 @@ def run_ours(args: argparse.Namespace, servers: ModelServers, backend: str, conc
         benchmark="stabletoolbench", data=args.data, groups=(GROUP,), filtered=True, out=out, limit=queries,
         concurrency=concurrency, progress=False, max_failures=None,
     )  # fmt: skip
-    with PeakRss(exclude={servers.pid}) as memory:
+    with PeakRss(exclude={servers.pid}) as memory, RunCpu(servers.pid) as machine:
         started, cpu = time.perf_counter(), time.process_time()
         result = run_benchmark(settings, config, console=Console(quiet=True))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     if result.summary["finished"] != queries:
         raise RuntimeError(f"ours on {backend} at {concurrency}: {result.summary['finished']}/{queries} finished")
-    return {"wall_s": wall, "cpu_s": cpu, "memory": memory.figures(min(concurrency, queries)), "stages": stage_percentiles(out),
+    return {"wall_s": wall, "cpu_s": cpu, "cpu": machine.figures(wall), "memory": memory.figures(min(concurrency, queries)), "stages": stage_percentiles(out),
             "chains": chosen_chains(out), "server": servers.counters()}  # fmt: skip
 
 
@@ -136,6 +137,8 @@ def main() -> None:
                 measured = sample if concurrency == 1 else args.queries
                 figures = run_ours(args, servers, backend, concurrency, measured, Path(folder))
                 figures["wall_s"] *= args.queries / measured
+                figures["cpu"] = {name: value * args.queries / measured if name.endswith("_s") else value
+                                  for name, value in figures["cpu"].items()}  # fmt: skip
                 ran = figures.pop("chains")
                 if args.base_url:  # a real model chooses its own chains: the ideal follows what it did
                     chains = (ran * args.queries)[: args.queries]
@@ -161,15 +164,15 @@ def add_row(report: dict[str, Any], row: dict[str, Any], reference_wall: float) 
     row["ratio_to_ideal"] = row["wall_s"] / row["ideal_s"] if row["ideal_s"] > 0 else None
     row["speedup_over_reference"] = reference_wall / row["wall_s"]
     report["rows"].append(row)
-    memory, stages = row.get("memory") or {}, row.get("stages") or {}
+    memory, stages, cpu = row.get("memory") or {}, row.get("stages") or {}, row.get("cpu") or {}
     scaled = "*" if row["measured_queries"] != report["queries"] else " "
     cells = "  ".join(
         f"{_ms(stages[s]['p50'])}/{_ms(stages[s]['p99'])}".rjust(13) for s in ("llm", "sandbox", "prm")
     )
     print(f"{row['design']:9} {row['backend']:10} {row['concurrency']:>4} {row['wall_s']:>7.2f}{scaled} "
           f"{row['queries_per_s']:>6.2f} {row['ideal_s']:>7.2f} {_ratio(row['ratio_to_ideal']):>7} "
-          f"{row['speedup_over_reference']:>6.1f} {_num(memory.get('peak_mb')):>7} {_num(memory.get('mb_per_query')):>6}  "
-          f"{cells}", flush=True)  # fmt: skip
+          f"{row['speedup_over_reference']:>6.1f} {_num(memory.get('peak_mb')):>7} {_num(memory.get('mb_per_query')):>6} "
+          f"{_num(cpu.get('ours_s')):>6} {_ratio(cpu.get('cpu_floor_s')):>6}  {cells}", flush=True)  # fmt: skip
 
 
 def print_header(report: dict[str, Any]) -> None:
@@ -177,7 +180,7 @@ def print_header(report: dict[str, Any]) -> None:
           f"completion {report['latency_s'] * 1000:g} ms, PRM batch {report['prm_latency_s'] * 1000:g} ms; "
           f"ideal fully parallel {report['ideal_fully_parallel_s']:.2f} s")  # fmt: skip
     print(f"{'design':9} {'backend':10} {'conc':>4} {'wall s':>8} {'q/s':>6} {'ideal s':>7} {'x ideal':>7} "
-          f"{'x ref':>6} {'peak MB':>7} {'MB/q':>6}  llm p50/p99 ms  sandbox p50/p99  prm p50/p99", flush=True)  # fmt: skip
+          f"{'x ref':>6} {'peak MB':>7} {'MB/q':>6} {'cpu s':>6} {'floor':>6}  llm p50/p99 ms  sandbox p50/p99  prm p50/p99", flush=True)  # fmt: skip
 
 
 def _ms(value: float | None) -> str:

@@ -41,13 +41,15 @@ exits; a host that stops reading (timeout, crash) kills it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the host's side only: the runner does not load asyncio
+    import asyncio
 
 PROTOCOL_VERSION = 2
 MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -206,8 +208,8 @@ async def read_message(reader: asyncio.StreamReader, max_bytes: int = MAX_FRAME_
 async def _read_body(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     try:
         header = await reader.readexactly(_HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
+    except EOFError as exc:  # asyncio.IncompleteReadError
+        if getattr(exc, "partial", b""):
             raise ChannelError("the channel closed in the middle of a frame header") from None
         raise ChannelClosed("the other side closed the channel") from None
     except ConnectionError as exc:
@@ -215,7 +217,7 @@ async def _read_body(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
     length = body_length(header, max_bytes)
     try:
         body = await reader.readexactly(length)
-    except (asyncio.IncompleteReadError, ConnectionError):
+    except (EOFError, ConnectionError):
         raise ChannelError("the channel closed in the middle of a frame") from None
     return body
 

@@ -7,14 +7,16 @@ Only the subset of `requests` that API-calling code uses is offered.
 
 from __future__ import annotations
 
-import http.client
 import json as _json
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
 from . import exceptions
 from .exceptions import ConnectionError, HTTPError, JSONDecodeError, RequestException, Timeout
+
+_KNOWN_STATUSES = frozenset(status.value for status in HTTPStatus)
 
 __all__ = [
     "ConnectionError",
@@ -82,7 +84,7 @@ class Response:
         self.url = url
         self.method = method
         self.encoding = "utf-8"
-        self.reason = http.client.responses.get(status_code, "")
+        self.reason = HTTPStatus(status_code).phrase if status_code in _KNOWN_STATUSES else ""
 
     def __repr__(self) -> str:
         return f"<Response [{self.status_code}]>"

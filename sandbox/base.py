@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from codetool_kernel.lifecycle import AsyncLifecycle
@@ -47,6 +47,14 @@ class Sandbox(AsyncLifecycle, ABC):
         query). This one runs each through `execute`.
         """
         yield self
+
+    @classmethod
+    def pool_per_query(cls, options: Mapping[str, Any]) -> bool:
+        """Whether, built with `options`, each query takes its own warm worker from the pool.
+
+        A run then sizes `pool_size` to its concurrency unless the user set it.
+        """
+        return False
 
 
 BACKENDS: Registry[type[Sandbox]] = Registry("sandbox backend", ("sandbox.restricted", "sandbox.process", "sandbox.docker_backend"), group="codetool.sandboxes")

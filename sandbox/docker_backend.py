@@ -25,8 +25,8 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator
-from typing import Literal
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal
 
 import docker
 import structlog
@@ -67,16 +67,16 @@ class DockerSandbox(Sandbox):
         audit_hook: bool = True,
         container_per: ContainerPer | None = None,
         query_executions: int = 4,
+        sessions: int | None = None,
     ) -> None:
         super().__init__(limits)
-        if pool_size < 1 or query_executions < 1 or (concurrency is not None and concurrency < 1):
+        if pool_size < 1 or query_executions < 1 or any(v is not None and v < 1 for v in (concurrency, sessions)):
             raise ConfigError(
-                "docker sandbox: pool_size, query_executions and concurrency must be >= 1, "
-                f"got {pool_size}, {query_executions} and {concurrency}"
+                "docker sandbox: pool_size, query_executions, concurrency and sessions must be >= 1, "
+                f"got {pool_size}, {query_executions}, {concurrency} and {sessions}"
             )
         if container_per is None:
-            # the host reaches a per-query container's fork server through a socket its user owns: root only
-            container_per = "query" if os.geteuid() == 0 else "execution"
+            container_per = _default_container_per()
             if container_per == "execution":
                 log.info("docker sandbox: a container per execution (a container per query needs a root host)")
         if container_per not in CONTAINER_PER:
@@ -86,6 +86,8 @@ class DockerSandbox(Sandbox):
         """Executions at once (`container_per="execution"`); a query runs up to `query_executions` at once."""
         self.container_per = container_per
         self.query_executions = query_executions
+        self.sessions = sessions if container_per == "query" else None
+        """Query sessions the run opens in all, when known: no container is started ahead beyond them."""
         self.start_timeout_s = start_timeout_s
         runner = [*IMAGE_COMMAND, "--audit-hook"] if audit_hook else list(IMAGE_COMMAND)
         per_query = container_per == "query"
@@ -99,6 +101,10 @@ class DockerSandbox(Sandbox):
         self._client: docker.DockerClient | None = None
         self._pool: ContainerPool | None = None
 
+    @classmethod
+    def pool_per_query(cls, options: Mapping[str, Any]) -> bool:
+        return (options.get("container_per") or _default_container_per()) == "query"
+
     @property
     def pool(self) -> ContainerPool:
         if self._pool is None:
@@ -106,7 +112,7 @@ class DockerSandbox(Sandbox):
         return self._pool
 
     async def start(self) -> None:
-        """Connect, check the image, reap leftovers of crashed runs, fill the warm pool."""
+        """Connect, check the image, reap leftovers of crashed runs, start filling the pool; wait for one container."""
         if self._pool is not None:
             return
         if self.spec.fork_server and os.geteuid() != 0:
@@ -125,18 +131,18 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"cannot inspect the sandbox image {self.spec.image}: {docker_error(exc)}") from None
         self._client = client
         warm_up = functools.partial(fork_server_ready, timeout_s=self.start_timeout_s) if self.spec.fork_server else None
-        self._pool = ContainerPool(client, self.spec, self.pool_size, self._threads, warm_up)
+        self._pool = ContainerPool(client, self.spec, self.pool_size, self._threads, warm_up, expected=self.sessions)
         try:
             await self._pool.reap_leftovers()
             self._pool.fill()
-            await self._pool.wait_full(self.start_timeout_s)
+            await self._pool.wait_warm(1, self.start_timeout_s)  # the image runs; the rest start while queries begin
         except BaseException:
             await self.aclose()
             raise
 
     async def wait_warm(self) -> None:
         """Wait until the pool is full again (benchmarks measure a warm pool this way)."""
-        await self.pool.wait_full(self.start_timeout_s)
+        await self.pool.wait_warm(self.pool.target, self.start_timeout_s)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
@@ -174,3 +180,8 @@ class DockerSandbox(Sandbox):
                 pool.discard(warm)  # closes the socket; the container goes, whatever it is doing
                 if writer is not None:
                     writer.close()
+
+
+def _default_container_per() -> ContainerPer:
+    # the host reaches a per-query container's fork server through a socket its user owns: root only
+    return "query" if os.geteuid() == 0 else "execution"

@@ -4,7 +4,12 @@ Every container is created locked down (`ContainerSpec.create_kwargs`), attached
 and left waiting for its one execution, or its one query when it runs the runner's fork
 server (`ContainerSpec.fork_server`: its socket lies in a host directory of its own,
 bind-mounted at `FORK_SERVER_DIR`); taken, it is never given back: it is removed. All
-docker SDK calls run on a bounded thread pool, never on the event loop. Containers carry
+docker SDK calls run on bounded thread pools, never on the event loop: starts on several
+threads, removals on one thread of their own, so that removing the containers of finished
+queries never holds up the start of those the next queries wait for. A discarded container
+does not wait for its removal to stop: shutting its attach socket down ends the runner's
+input, on which a fork server exits at once, and the container with it (the forced removal
+that follows kills whatever still runs). Containers carry
 the label `org.codetool.sandbox.owner` (host name, pid and start time of the process that
 made them): at start the reaper removes those whose owner process is gone.
 """
@@ -111,7 +116,11 @@ class WarmContainer:
 
 
 class ContainerPool:
-    """Keeps `size` containers started and waiting; `take` hands one out, `discard` removes it."""
+    """Keeps `size` containers started and waiting; `take` hands one out, `discard` removes it.
+
+    With `expected` (how many containers will be taken in all, when known) the pool starts
+    none ahead beyond those: once `expected` were taken, a `take` starts its own.
+    """
 
     def __init__(
         self,
@@ -120,18 +129,24 @@ class ContainerPool:
         size: int,
         threads: int,
         warm_up: Callable[[WarmContainer], Awaitable[None]] | None = None,
+        expected: int | None = None,
     ) -> None:
         self.client = client
         self.spec = spec
         self.size = size
+        self.expected = expected
         self.warm_up = warm_up
         """Run on each started container before it counts as warm (an exception discards it)."""
         self.started = 0
         """Containers started so far."""
+        self.taken = 0
+        """Containers handed out so far."""
         self.owner = owner_token()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="codetool-docker")
+        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codetool-docker-rm")
         self._warm: asyncio.Queue[WarmContainer] = asyncio.Queue()
         self._starting = 0
+        self._waiting = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._failures = 0
         self.last_error: str | None = None
@@ -145,6 +160,12 @@ class ContainerPool:
     def warm(self) -> int:
         return self._warm.qsize()
 
+    @property
+    def target(self) -> int:
+        """Containers to have warm or starting now: `size`, fewer near `expected`, never fewer than takers waiting."""
+        ahead = self.size if self.expected is None else min(self.size, max(0, self.expected - self.taken))
+        return max(ahead, self._waiting)
+
     async def reap_leftovers(self) -> int:
         """Remove the sandbox containers of processes that no longer exist; how many were removed."""
         try:
@@ -152,38 +173,45 @@ class ContainerPool:
         except DockerException as exc:
             raise SandboxError(f"cannot list containers: {docker_error(exc)}") from None
         stale = [c["Id"] for c in found if owner_gone((c.get("Labels") or {}).get(OWNER_LABEL, ""))]
-        await asyncio.gather(*(self._remove(c) for c in stale))
+        await asyncio.gather(*(self.call(self._remove_now, c, None) for c in stale))  # on the start threads: none is starting yet
         if stale:
             log.info("removed sandbox containers left by ended processes", count=len(stale))
         return len(stale)
 
     def fill(self) -> None:
-        """Start containers in the background until `size` are warm or starting."""
-        while not self._closed and self._warm.qsize() + self._starting < self.size:
+        """Start containers in the background until `target` are warm or starting."""
+        while not self._closed and self._warm.qsize() + self._starting < self.target:
             self._starting += 1
             self._spawn(self._start_one())
 
-    async def wait_full(self, timeout_s: float) -> None:
-        """Wait until `size` containers are warm (`SandboxError` if that takes too long)."""
+    async def wait_warm(self, count: int, timeout_s: float) -> None:
+        """Wait until `count` containers are warm (`SandboxError` if that takes too long)."""
         try:
             async with asyncio.timeout(timeout_s):
-                while self._warm.qsize() < self.size:
+                while self._warm.qsize() < count:
                     await asyncio.sleep(0.02)
         except TimeoutError:
             raise SandboxError(f"no warm sandbox container after {timeout_s:g} s: {self.last_error or 'still starting'}") from None
 
     async def take(self, timeout_s: float) -> WarmContainer:
         """A warm container, all its own (`SandboxError` if none comes within `timeout_s`)."""
+        self._waiting += 1
         try:
+            self.fill()
             async with asyncio.timeout(timeout_s):
                 warm = await self._warm.get()
         except TimeoutError:
             raise SandboxError(f"no sandbox container ready within {timeout_s:g} s: {self.last_error or 'still starting'}") from None
+        finally:
+            self._waiting -= 1
+        self.taken += 1
         self.fill()
         return warm
 
     def discard(self, warm: WarmContainer) -> None:
-        """Close the connection and remove the container (and its directories), in the background."""
+        """End the connection (the runner's input with it) and remove the container and its directories, in the background."""
+        with contextlib.suppress(OSError):
+            warm.sock.shutdown(socket.SHUT_RDWR)  # a close alone leaves it open while the SDK's wrapper holds it
         if warm.drain is not None:
             warm.drain.cancel()
         if warm.control is not None:
@@ -205,6 +233,7 @@ class ContainerPool:
             mine = await self.call(self.client.api.containers, all=True, filters={"label": f"{OWNER_LABEL}={self.owner}"})
             await asyncio.gather(*(self._remove(c["Id"]) for c in mine))
         self._executor.shutdown(wait=True)
+        self._remover.shutdown(wait=True)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -267,11 +296,15 @@ class ContainerPool:
         return dirs
 
     async def _remove(self, container_id: str, dirs: ServerDirs | None = None) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._remover, self._remove_now, container_id, dirs)
+
+    def _remove_now(self, container_id: str, dirs: ServerDirs | None) -> None:
+        """Force-remove a container and delete its directories. Blocking."""
         try:
-            await self.call(self.client.api.remove_container, container_id, force=True)
+            self.client.api.remove_container(container_id, force=True)
         except NotFound:
             pass
         except DockerException as exc:
             log.warning("cannot remove a sandbox container", container=container_id[:12], error=docker_error(exc))
         if dirs is not None:
-            await self.call(shutil.rmtree, dirs.root, ignore_errors=True)
+            shutil.rmtree(dirs.root, ignore_errors=True)

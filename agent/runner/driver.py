@@ -143,7 +143,7 @@ def run_benchmark(
     """
     console = console or Console(stderr=True)
     queries = chosen_queries(settings)  # before the lock: a refused selection leaves no directory behind
-    config, limits = follow_concurrency(config, settings.concurrency)
+    config, limits = follow_concurrency(config, settings.concurrency, len(queries))
     console.print(limits_line(limits), highlight=False, soft_wrap=True)
     with DirectoryLock(settings.out, command="agent run") as lock:
         if lock.took_over:

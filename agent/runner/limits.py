@@ -3,7 +3,10 @@
 A limit the user set (config file, environment or flag) stays as set. The others follow the
 run: LLM requests and tool calls `concurrency × n` (every candidate of every query in flight at
 once), PRM requests `concurrency` (one request scores a step's candidates). The sandbox pool
-keeps the backend's default: it is a count of warm processes or containers, sized to the machine.
+keeps the backend's default (a count of warm processes, sized to the machine), except where each
+query takes a warm worker of its own (`Sandbox.pool_per_query`: the docker backend's container
+per query): there it follows `concurrency`, and the backend learns how many queries the run
+holds, so that it starts no container ahead that no query would take.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from codetool_kernel.errors import ConfigError
 from sandbox.base import BACKENDS
 
 
-def follow_concurrency(config: AgentConfig, concurrency: int) -> tuple[AgentConfig, dict[str, Any]]:
+def follow_concurrency(config: AgentConfig, concurrency: int, queries: int | None = None) -> tuple[AgentConfig, dict[str, Any]]:
     """`config` with each limit the user left unset following `concurrency`, and every limit in force.
 
-    The limits are JSON-ready: `{name: {"value": ..., "source": "set" | "follows" | "backend default"}}`.
+    `queries`: how many queries the run holds, when known. The limits are JSON-ready:
+    `{name: {"value": ..., "source": "set" | "follows" | "backend default"}}`.
     """
     candidates = concurrency * config.search.n
     limits: dict[str, Any] = {"queries": {"value": concurrency, "source": "set"}}
@@ -35,11 +39,18 @@ def follow_concurrency(config: AgentConfig, concurrency: int) -> tuple[AgentConf
         else:
             sections[section] = current.model_copy(update={key: follows})
             limits[name] = {"value": follows, "source": "follows"}
-    pool = config.sandbox.options.get("pool_size")
-    if pool is not None:
-        limits["sandbox_pool"] = {"value": pool, "source": "set"}
+    options = dict(config.sandbox.options)
+    if "pool_size" in options:
+        limits["sandbox_pool"] = {"value": options["pool_size"], "source": "set"}
+    elif _pool_per_query(config.sandbox.backend, options):
+        options["pool_size"] = min(concurrency, queries or concurrency)
+        limits["sandbox_pool"] = {"value": options["pool_size"], "source": "follows"}
     else:
         limits["sandbox_pool"] = {"value": _default_pool(config.sandbox.backend), "source": "backend default"}
+    if queries is not None and "sessions" not in options and _pool_per_query(config.sandbox.backend, options):
+        options["sessions"] = queries
+    if options != config.sandbox.options:
+        sections["sandbox"] = config.sandbox.model_copy(update={"options": options})
     return config.model_copy(update=sections), limits
 
 
@@ -50,6 +61,13 @@ def limits_line(limits: dict[str, Any]) -> str:
         for name, limit in limits.items()
     ]
     return "limits: " + ", ".join(parts)
+
+
+def _pool_per_query(backend: str, options: dict[str, Any]) -> bool:
+    try:
+        return BACKENDS.get(backend).pool_per_query(options)
+    except ConfigError:  # an unknown backend is reported when the sandbox is built
+        return False
 
 
 def _default_pool(backend: str) -> int | None:

@@ -74,3 +74,19 @@ def test_a_lower_concurrency_lowers_the_followed_limits():
     config, limits = follow_concurrency(load_config(environ={}), 1)
     assert (config.llm.max_concurrency, config.rm.max_connections, config.gateway.concurrency) == (2, 1, 2)
     assert limits["tool_calls"] == {"value": 2, "source": "follows"}
+
+
+def test_a_container_per_query_pool_follows_the_runs_concurrency_and_queries():
+    def limits_for(options: dict[str, Any], concurrency: int, queries: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        config = load_config(overrides={"sandbox": {"backend": "docker", "options": options}}, environ={})
+        followed, limits = follow_concurrency(config, concurrency, queries)
+        return dict(followed.sandbox.options), limits["sandbox_pool"]
+
+    assert limits_for({"container_per": "query"}, 8, 64) == (
+        {"container_per": "query", "pool_size": 8, "sessions": 64}, {"value": 8, "source": "follows"}
+    )
+    assert limits_for({"container_per": "query"}, 32, 20)[1] == {"value": 20, "source": "follows"}
+    assert limits_for({"container_per": "query", "pool_size": 3}, 32, 20) == (
+        {"container_per": "query", "pool_size": 3, "sessions": 20}, {"value": 3, "source": "set"}
+    )
+    assert limits_for({"container_per": "execution"}, 32, 20) == ({"container_per": "execution"}, {"value": 4, "source": "backend default"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 
 import docker
@@ -77,6 +78,35 @@ async def test_one_container_per_query_removed_at_its_end_with_the_pool_refilled
     assert all(r.stdout.endswith(" ['mine']\n") for r in results)  # ... empty: only its own file in it
     assert bare.pool.started == started + 1  # four executions, one container
     await until(lambda: container not in _mine(client, owner), "the query's container to be removed", blocking=True)
+
+
+async def test_no_container_is_started_ahead_beyond_the_queries_the_run_holds(client: docker.DockerClient) -> None:
+    sandbox = create_sandbox("docker", LIMITS, pool_size=3, audit_hook=False, sessions=2)
+    assert isinstance(sandbox, DockerSandbox)
+    async with sandbox:
+        await sandbox.wait_warm()
+        assert sandbox.pool.started == 2
+        for key in ("q1", "q2", "q3"):  # a third query (a retry, say) gets one started for it
+            async with sandbox.session(key) as session:
+                result = await session.execute(Cell(code="print(1)"))
+            assert result.ok and result.stdout == "1\n", result.error
+        assert (sandbox.pool.started, sandbox.pool.warm) == (3, 0)
+
+
+async def test_a_discarded_container_stops_before_its_removal(bare: DockerSandbox, client: docker.DockerClient) -> None:
+    hold = threading.Event()
+    bare.pool._remover.submit(hold.wait, WAIT_S)  # the removal thread is busy: the container waits its turn
+    try:
+        warm = await bare.pool.take(WAIT_S)
+        bare.pool.discard(warm)
+        await until(
+            lambda: not client.api.inspect_container(warm.container.id)["State"]["Running"],
+            "the discarded container to stop by itself",
+            blocking=True,
+        )
+    finally:
+        hold.set()
+    await until(lambda: warm.container.id not in _mine(client, bare.pool.owner), "its removal", blocking=True)
 
 
 async def test_a_candidate_cannot_signal_a_sibling(bare: DockerSandbox) -> None:

@@ -24,6 +24,7 @@ from sandbox import (
     ToolResponse,
     create_sandbox,
 )
+from sandbox.audit import AuditLog, AuditRecord
 
 from .conftest import TEST_LIMITS, open_sandbox_options
 from .tool_handlers import RecordingHandler, json_response
@@ -171,3 +172,33 @@ async def test_a_querys_session_is_audited_like_execute(tmp_path: Path, backend:
     with AuditStore(db) as store:
         recorded = store.executions()
     assert sorted((e.query_id, e.node, e.status, e.stdout) for e in recorded) == [("q9", "1-1", "ok", "1\n"), ("q9", "1-2", "ok", "2\n")]
+
+
+class _RefusingLog(AuditLog):
+    """The real audit log, refusing the records of one node (a disk error for that one write)."""
+
+    def write(self, record: AuditRecord) -> None:
+        if record.node == "refused":
+            raise OSError("disk full")
+        super().write(record)
+
+
+async def test_concurrent_executions_each_return_after_their_own_record_is_written(tmp_path: Path) -> None:
+    db = tmp_path / AUDIT_DB_NAME
+    inner = create_sandbox("restricted", TEST_LIMITS, **open_sandbox_options("restricted", pool_size=4))
+    nodes = [f"n{i}" for i in range(12)] + ["refused"]
+    async with AuditedSandbox(inner, writer=_RefusingLog(db), run_id="r") as audited:
+
+        async def run(node: str) -> set[str]:
+            result = await audited.execute(Cell(code=f"print('{node}')", tags={"query_id": "q", "node": node}))
+            assert result.ok and result.stdout == f"{node}\n"
+            with AuditStore(db) as store:
+                return {record.node for record in store.executions()}
+
+        seen = await asyncio.gather(*(run(node) for node in nodes))
+        failures = audited.write_failures
+    for node, recorded in zip(nodes, seen, strict=True):
+        assert (node in recorded) == (node != "refused")
+    with AuditStore(db) as store:
+        assert sorted(record.node for record in store.executions()) == sorted(nodes[:-1])
+    assert failures == 1

@@ -4,11 +4,9 @@ Each execution becomes one row in the run's SQLite database (`sandbox.audit_stor
 when a JSON-lines path is given, one structlog JSON line: run, query and node (from the
 cell's tags), backend, code and its sha256, stdout/stderr (capped), status, error,
 duration, peak memory, and every API call made through the gateway. Writes go through
-one thread of the wrapper's own, so the event loop never waits on the disk; the records of
-executions that end while a write is under way go to that thread together, in one hop, and
-each execution's result is returned, unchanged, once its own record is written. A record
-that cannot be written is logged as an error and counted in `write_failures`; the execution
-itself is not failed for it.
+one thread of the wrapper's own, so the event loop never waits on the disk; the result is
+returned unchanged. A record that cannot be written is logged as an error and counted in
+`write_failures`; the execution itself is not failed for it.
 
 Where the records go is an `AuditWriter`: by default an `AuditLog` (the database and its
 JSON-lines mirror); a Ray worker passes one that relays them to the driver instead.
@@ -183,8 +181,6 @@ class AuditedSandbox(Sandbox):
         self.write_failures = 0
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codetool-audit")
         self._opened = False
-        self._pending: list[tuple[AuditRecord, asyncio.Future[Exception | None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if not self._opened:
@@ -196,8 +192,6 @@ class AuditedSandbox(Sandbox):
         try:
             await self.inner.aclose()
         finally:
-            if self._flusher is not None:
-                await asyncio.wait([self._flusher])
             await self._in_thread(self._close)
             self._thread.shutdown(wait=True)
 
@@ -229,48 +223,11 @@ class AuditedSandbox(Sandbox):
         return result
 
     async def _record(self, record: AuditRecord) -> None:
-        written: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, written))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        failure = await written
-        if failure is not None:
-            self.write_failures += 1
-            log.error("cannot write the execution audit log", path=str(self.db_path), error=str(failure))
-
-    async def _flush(self) -> None:
-        """Write the pending records, a batch per hop to the thread, until none is left."""
-        batch: list[tuple[AuditRecord, asyncio.Future[Exception | None]]] = []
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                # shielded: a cancelled flush must not take back a batch the thread has not started
-                writing = self._thread.submit(self._write_batch, [record for record, _ in batch])
-                failures = await asyncio.shield(asyncio.wrap_future(writing))
-                for (_, written), failure in zip(batch, failures, strict=True):
-                    if not written.done():  # its execution may have been cancelled meanwhile
-                        written.set_result(failure)
-                batch = []
-        finally:
-            self._flusher = None
-            left = [record for record, _ in self._pending]
-            if left:  # cancelled before their turn: queued behind the batch in flight all the same
-                with contextlib.suppress(RuntimeError):  # the thread is already shut down
-                    self._thread.submit(self._write_batch, left)
-            for _, written in batch + self._pending:
-                written.cancel()
-            self._pending = []
-
-    def _write_batch(self, records: list[AuditRecord]) -> list[Exception | None]:
-        failures: list[Exception | None] = []
-        for record in records:
-            try:
-                self._write(record)
-            except (OSError, CodeToolError, ValueError) as exc:
-                failures.append(exc)
-            else:
-                failures.append(None)
-        return failures
+            await self._in_thread(self._write, record)
+        except (OSError, CodeToolError, ValueError) as exc:
+            self.write_failures += 1
+            log.error("cannot write the execution audit log", path=str(self.db_path), error=str(exc))
 
     def _write(self, record: AuditRecord) -> None:
         if not self._opened:

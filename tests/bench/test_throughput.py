@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from bench.throughput import ideal_wall
+from bench.throughput_memory import tree_rss
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,3 +39,21 @@ def test_two_queries_through_every_design(tmp_path):
     assert abs(ours["ideal_s"] - report["ideal_fully_parallel_s"]) < 1e-9, "2 queries, 2 slots: fully parallel"
     assert ours["memory"]["peak_mb"] > 0 and ours["speedup_over_reference"] > 0
     assert "ours      restricted    2" in done.stdout
+
+
+
+def test_tree_rss_counts_descendants_and_leaves_out_the_excluded_subtree():
+    holder = "import os, time; x = b'x' * 60_000_000; print(os.getpid(), flush=True); time.sleep(60)"
+    # a child, itself the parent of a grandchild holding 60 MB
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {holder!r}])"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    grandchild = int(child.stdout.readline())
+    try:
+        whole, without = tree_rss({None}), tree_rss({child.pid})
+    finally:
+        os.kill(grandchild, signal.SIGKILL)
+        child.wait()
+    assert whole - without > 55 * 1024 * 1024

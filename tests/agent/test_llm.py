@@ -70,3 +70,14 @@ async def test_unreachable_endpoint_says_what_to_set():
         await client.sample([{"role": "user", "content": "q"}], n=1)
     assert "\n" not in str(info.value)
     await client.aclose()
+
+
+async def test_an_endpoint_behind_a_proxy_is_reached_through_it(monkeypatch):
+    async with OpenAIStub(_echo_policy) as proxy:  # the stand-in answers what the proxy is sent
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.rsplit("/v1", 1)[0])
+        client = _client("http://policy.invalid/v1")
+        samples = await client.sample([{"role": "user", "content": "q"}], n=1)
+        await client.aclose()
+    assert samples.texts == ["answer 0 [Step 1 Finished] trailing"] and len(proxy.requests) == 1

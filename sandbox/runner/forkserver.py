@@ -40,7 +40,7 @@ _STARVED_WAIT_S = 0.02
 _KILL_ROUNDS = 100
 _PID = struct.Struct("=i")
 _DEAD_STATES = (b"Z", b"X")
-_WARM_UP = "import json, re, datetime, encodings.idna\nprint(json.dumps({'when': str(datetime.datetime.strptime('2024', '%Y'))}))\n"
+_WARM_UP = "import json, re, datetime, encodings.idna, subprocess\nprint(json.dumps({'when': str(datetime.datetime.strptime('2024', '%Y'))}))\n"
 
 
 def listen_on_path(socket_path: str) -> socket.socket:

@@ -16,7 +16,7 @@ def reserved_cache(config: Any, layers: list[tuple[Any, Any]], filled: int) -> A
     """A `DynamicCache` for `config` whose layer i holds `layers[i]` (keys, values), of which `filled` columns are set.
 
     Each tensor is (rows, kv heads, filled + room, head dim); a layer's next `update` writes its new
-    columns after the first `filled`, in place, when they fit in the room (else it appends as usual).
+    columns in place after the first `filled` (new columns beyond the room are an error).
     """
     from transformers import DynamicCache
 
@@ -47,7 +47,7 @@ def _reserved_layer_class() -> type:
             end = start + key_states.shape[-2]
             keys, values = self._buffers
             if end > keys.shape[-2]:
-                return super().update(key_states, value_states, *args, **kwargs)
+                raise ValueError(f"{end - start} new columns after {start}, the cache was laid out for {keys.shape[-2]}")
             keys[:, :, start:end] = key_states
             values[:, :, start:end] = value_states
             self.keys, self.values = keys[:, :, :end], values[:, :, :end]

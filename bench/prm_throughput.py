@@ -48,7 +48,10 @@ Workloads:
 
 Run: `python bench/prm_throughput.py [--workload overhead|prm|prm-own-tools|all] [--clients 16]
 [--steps 8] [--rounds 5] [--no-informative]` (`--no-informative`: batched and reference only, so
-more rounds fit in the same time)
+more rounds fit in the same time) [--torch-threads N]. On a machine shared with other jobs, torch's
+default (a thread per core) makes every parallel region wait for its slowest, descheduled thread: the
+servers then measure the contention more than their own work; `--torch-threads 1` gives every
+server, reference included, one thread.
 """
 
 from __future__ import annotations
@@ -380,8 +383,15 @@ async def main() -> None:
         default=True,
         help="also run the informative designs (--no-informative: batched and reference only)",
     )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help="OMP_NUM_THREADS of every server (all designs alike; default: torch's own choice)",
+    )
     parser.add_argument("--serve-reference", metavar="MODEL_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)  # inherited by every server process
     if args.serve_reference:
         await serve_reference(args.serve_reference)
         return

@@ -47,7 +47,11 @@ Workloads:
   long prefix.
 
 Run: `python bench/prm_throughput.py [--workload overhead|prm|prm-own-tools|all] [--clients 16]
-[--steps 8] [--rounds 5]`
+[--steps 8] [--rounds 5] [--no-informative]` (`--no-informative`: batched and reference only, so
+more rounds fit in the same time) [--torch-threads N]. On a machine shared with other jobs, torch's
+default (a thread per core) makes every parallel region wait for its slowest, descheduled thread: the
+servers then measure the contention more than their own work; `--torch-threads 1` gives every
+server, reference included, one thread.
 """
 
 from __future__ import annotations
@@ -244,6 +248,7 @@ class Design:
 
 
 def designs(max_batch: int) -> list[Design]:
+    """Every design; batched and reference, which the ratio compares, first."""
     batched = ("--max-batch", str(max_batch), "--batch-window-ms", "5")
     return [
         Design("batched", batched, run_per_step),
@@ -340,7 +345,7 @@ def summarise(name: str, rounds: dict[str, list[Round]]) -> float:
 
 async def bench(name: str, args: argparse.Namespace) -> float:
     workload = WORKLOADS[name]
-    compared = designs(args.max_batch)
+    compared = designs(args.max_batch)[: None if args.informative else 2]
     with tempfile.TemporaryDirectory(prefix="prm-bench-") as tmp:
         model_dir = build_tiny_lm(tmp, hidden_size=workload.hidden, num_layers=workload.layers)
         print(
@@ -372,8 +377,21 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="steps per client and round (2 candidates each)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument(
+        "--informative",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the informative designs (--no-informative: batched and reference only)",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help="OMP_NUM_THREADS of every server (all designs alike; default: torch's own choice)",
+    )
     parser.add_argument("--serve-reference", metavar="MODEL_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)  # inherited by every server process
     if args.serve_reference:
         await serve_reference(args.serve_reference)
         return

@@ -15,6 +15,7 @@ import structlog
 from rm.config import PrefixSharingConfig
 from rm.scorers.prefix_groups import PrefixGroup
 from rm.scorers.prefix_store import PrefixStore
+from rm.scorers.reserved_cache import reserved_cache
 
 log = structlog.get_logger("rm.scorers")
 
@@ -139,8 +140,8 @@ class SharedPrefixPasses:
         """
         torch = self._torch
         device = self._model.device
-        cache, base_mask = self._stack(bases, base_of)
         batch = padded_batch(torch, news, self._pad_id)
+        cache, base_mask = self._stack(bases, base_of, room=batch.input_ids.shape[1])
         # Keys are [row's left-padded base | row's left-padded new tokens]; the padding in between is masked.
         attention_mask = torch.cat([base_mask, batch.attention_mask], dim=1)
         output = self._model(
@@ -153,32 +154,36 @@ class SharedPrefixPasses:
         )
         return _Extended(output.logits, cache, attention_mask)
 
-    def _stack(self, rows: list[RowCache], pick: list[int]) -> tuple[Any, Any]:
-        """A batch cache whose row i is `rows[pick[i]]` left-padded to one width, and its attention mask."""
+    def _stack(self, rows: list[RowCache], pick: list[int], room: int) -> tuple[Any, Any]:
+        """A batch cache whose row i is `rows[pick[i]]` left-padded to one width, and its attention mask.
+
+        Each row is copied straight to where the pass reads it, with `room` columns left after it for
+        the pass's own keys/values (`reserved_cache`), so nothing is copied twice.
+        """
         torch = self._torch
-        cache = self._cache_class(config=self._model.config)
         lengths = [row[0][0].shape[2] if row else 0 for row in rows]
         width = max(lengths, default=0)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for number, length in enumerate(lengths):
-            mask[number, width - length :] = 1
-        picked = torch.tensor(pick, dtype=torch.long)
+        mask = torch.zeros((len(pick), width), dtype=torch.long)
+        for number, row in enumerate(pick):
+            mask[number, width - lengths[row] :] = 1
         if width == 0:
-            return cache, mask[picked]
+            return self._cache_class(config=self._model.config), mask
         template = next(row for row in rows if row)
-        on_device = picked.to(self._model.device)
+        layers = []
         for layer in range(len(template)):
-            # Each distinct row is copied once; the gather then repeats it for every member that reads it.
-            stacked = []
-            for part in (0, 1):  # keys, values
+            keys_values = []
+            for part in (0, 1):
                 shape = template[layer][part].shape
-                tensor = template[layer][part].new_zeros((len(rows), shape[1], width, shape[3]))
-                for number, (row, length) in enumerate(zip(rows, lengths)):
-                    if length:
-                        tensor[number, :, width - length :] = row[layer][part][0]
-                stacked.append(tensor.index_select(0, on_device))
-            cache.update(stacked[0], stacked[1], layer)
-        return cache, mask[picked]
+                tensor = template[layer][part].new_empty((len(pick), shape[1], width + room, shape[3]))
+                for number, row in enumerate(pick):
+                    padding = width - lengths[row]
+                    # Padding is masked out, but an uninitialised NaN would still poison the weighted sum.
+                    tensor[number, :, :padding] = 0
+                    if lengths[row]:
+                        tensor[number, :, padding:width] = rows[row][layer][part][0]
+                keys_values.append(tensor)
+            layers.append((keys_values[0], keys_values[1]))
+        return reserved_cache(self._model.config, layers, width), mask
 
     def _compact(self, cache: Any, mask_row: Any, row: int) -> RowCache:
         """Row `row` of a batch cache without its padding columns."""

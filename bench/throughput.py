@@ -77,7 +77,7 @@ def run_ours(args: argparse.Namespace, servers: ModelServers, backend: str, conc
     overrides: dict[str, Any] = {
         "llm": {"base_url": args.base_url or servers.llm_url, "api_key": args.api_key, "model": args.model},
         "search": {"n": args.n, "max_depth": args.steps},
-        "sandbox": sandbox_settings(backend),
+        "sandbox": sandbox_settings(backend, args.sandbox_option),
         "rm": {"url": args.rm_url or servers.prm_url},
     }
     config = load_config(overrides=overrides, environ={})
@@ -95,11 +95,12 @@ def run_ours(args: argparse.Namespace, servers: ModelServers, backend: str, conc
             "chains": chosen_chains(out), "server": servers.counters()}  # fmt: skip
 
 
-def sandbox_settings(backend: str) -> dict[str, Any]:
+def sandbox_settings(backend: str, options: list[tuple[str, Any]]) -> dict[str, Any]:
     """The sandbox section for a `--backends` name (`docker-execution`: a container per execution)."""
+    chosen = dict(options)
     if backend == "docker-execution":
-        return {"backend": "docker", "options": {"container_per": "execution"}}
-    return {"backend": backend}
+        return {"backend": "docker", "options": {"container_per": "execution", **chosen}}
+    return {"backend": backend, "options": chosen}
 
 
 def chosen_chains(out: Path) -> list[int]:
@@ -153,7 +154,7 @@ def main() -> None:
 def describe(args: argparse.Namespace, chains: list[int], per_step: float) -> dict[str, Any]:
     return {
         "queries": args.queries, "steps_max": args.steps, "n": args.n, "latency_s": args.latency,
-        "prm_latency_s": args.prm_latency, "chain_steps": {str(k): chains.count(k) for k in sorted(set(chains))},
+        "prm_latency_s": args.prm_latency, "sandbox_options": dict(args.sandbox_option), "chain_steps": {str(k): chains.count(k) for k in sorted(set(chains))},
         "ideal_fully_parallel_s": ideal_wall(chains, per_step, len(chains)), "rows": [],
     }  # fmt: skip
 
@@ -228,6 +229,17 @@ def _backends(text: str) -> list[str]:
     return names
 
 
+def _option(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not sep or not name.strip() or parsed is None:
+        raise argparse.ArgumentTypeError(f"expected NAME=JSON (e.g. pool_size=8), got {text!r}")
+    return name.strip(), parsed
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if not math.isfinite(value) or value < 0:
@@ -252,6 +264,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default="bench")
     parser.add_argument("--rm-url", help="a real PRM server (python -m rm serve) instead of the simulated one")
     parser.add_argument("--model", default=MODEL, help="policy model name (the real server's, with --base-url)")
+    parser.add_argument("--sandbox-option", type=_option, action="append", default=[], metavar="NAME=JSON",
+                        help="a sandbox option for every backend, e.g. pool_size=8 (repeatable)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     if args.quick:

@@ -97,15 +97,11 @@ class ProcessSandbox(ForkedSandbox):
         audit_hook: bool = True,
         uid_base: int = DEFAULT_UID_BASE,
         workdir_mb: int = 64,
-        nice: int = 5,
     ) -> None:
         super().__init__(limits, self.runner_mode, pool_size=pool_size, start_timeout_s=start_timeout_s, launcher=self._launch)
         self.use_bubblewrap = bubblewrap
         self.audit_hook = audit_hook
         self.workdir_mb = workdir_mb
-        if not 0 <= nice <= 19:
-            raise ConfigError(f"{self.name} sandbox: nice must be within 0..19, got {nice}")
-        self.nice = nice
         self.uid_count = _UIDS_PER_SLOT * pool_size
         self.uid_first = uid_base + random.randrange(_UID_BLOCKS) * self.uid_count
         self.layers: dict[str, str] = {}
@@ -140,7 +136,7 @@ class ProcessSandbox(ForkedSandbox):
 
     def _launch(self, dirs: ServerDirs, listen_fd: int) -> Launch:
         runner = ["-E", "-s", "-S", "-m", "runner", "--mode", self.runner_mode, "--listen-fd", str(listen_fd)]
-        runner += ["--spares", str(self.pool_size), "--private-workdir", "--workdir-mb", str(self.workdir_mb), "--nice", str(self.nice)]
+        runner += ["--spares", str(self.pool_size), "--private-workdir", "--workdir-mb", str(self.workdir_mb)]
         if os.geteuid() == 0:
             runner += ["--uid-base", str(self.uid_first), "--uid-count", str(self.uid_count)]
         if self.audit_hook:

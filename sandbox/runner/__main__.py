@@ -32,7 +32,6 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--uid-count", type=int, default=0, help="how many uids from --uid-base")
     server.add_argument("--unshare-net", action="store_true", help="a new, empty network namespace per child")
     server.add_argument("--own-pid-namespace", action="store_true", help="the server runs in a pid namespace of its own")
-    server.add_argument("--nice", type=int, default=0, help="lower the priority of the server and its children by this much")
     parser.add_argument("--audit-hook", action="store_true", help="install the audit hook right before the code runs")
     return parser
 
@@ -54,8 +53,6 @@ def main(argv: list[str] | None = None) -> None:
             audit_hook=args.audit_hook,
             own_pid_namespace=args.own_pid_namespace,
         )
-        if args.nice > 0:
-            os.nice(args.nice)
         serve_forever(listener, engine, args.spares, confinement)
     else:
         from . import audit_hook

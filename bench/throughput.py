@@ -17,7 +17,7 @@ queries and are scaled to all of them (their time adds up query by query); the t
 
     python bench/throughput.py [--quick] [--queries 64] [--concurrency 1,8,32,64]
         [--backends restricted,process,docker,docker-execution] [--latency 0.2] [--prm-latency 0.05] [--json-out FILE]
-        [--base-url URL --model NAME] [--rm-url URL]
+        [--base-url URL --model NAME] [--rm-url URL] [--sandbox-option NAME=JSON ...]
 
 See bench/README.md for a real vLLM server.
 """

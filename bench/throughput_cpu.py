@@ -30,7 +30,8 @@ def tree_cpu_s(pid: int | None) -> float:
 
     total = 0.0
     try:
-        processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
     except psutil.Error:
         return 0.0
     for process in processes:

@@ -40,14 +40,15 @@ def follow_concurrency(config: AgentConfig, concurrency: int, queries: int | Non
             sections[section] = current.model_copy(update={key: follows})
             limits[name] = {"value": follows, "source": "follows"}
     options = dict(config.sandbox.options)
+    per_query = _pool_per_query(config.sandbox.backend, options)
     if "pool_size" in options:
         limits["sandbox_pool"] = {"value": options["pool_size"], "source": "set"}
-    elif _pool_per_query(config.sandbox.backend, options):
+    elif per_query:
         options["pool_size"] = min(concurrency, queries or concurrency)
         limits["sandbox_pool"] = {"value": options["pool_size"], "source": "follows"}
     else:
         limits["sandbox_pool"] = {"value": _default_pool(config.sandbox.backend), "source": "backend default"}
-    if queries is not None and "sessions" not in options and _pool_per_query(config.sandbox.backend, options):
+    if per_query and queries is not None and "sessions" not in options:
         options["sessions"] = queries
     if options != config.sandbox.options:
         sections["sandbox"] = config.sandbox.model_copy(update={"options": options})
